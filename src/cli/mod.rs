@@ -1,0 +1,167 @@
+//! The command line: argument parsing (clap), output formatting, exit codes.
+//!
+//! Flags follow Docker Compose's so that scripts written for `docker compose` work with
+//! `wharf`. Global flags are parsed once into [`GlobalArgs`] and turned into the loader's
+//! options; each command lives in its own module with one `run` entry point. Data goes to
+//! stdout, diagnostics to stderr. This module holds no logic of its own beyond presentation.
+
+mod config;
+mod graph;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::compose::{self, Environment, LoadOptions, LoadedProject, NormalizeOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "wharf", version, about = "A daemonless, declarative reconciler for Compose files")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Docker Compose's global flags.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Compose configuration files (repeatable; `-` reads standard input)
+    #[arg(short = 'f', long = "file", global = true)]
+    pub file: Vec<PathBuf>,
+    /// Project name
+    #[arg(short = 'p', long = "project-name", global = true)]
+    pub project_name: Option<String>,
+    /// Specify an alternate working directory (default: the directory of the first file)
+    #[arg(long, global = true)]
+    pub project_directory: Option<PathBuf>,
+    /// Specify an alternate environment file (repeatable)
+    #[arg(long = "env-file", global = true)]
+    pub env_file: Vec<PathBuf>,
+    /// Specify a profile to enable (repeatable)
+    #[arg(long = "profile", global = true)]
+    pub profile: Vec<String>,
+    /// Control max parallelism, -1 for unlimited
+    #[arg(long, global = true, env = "COMPOSE_PARALLEL_LIMIT", default_value_t = -1, allow_negative_numbers = true)]
+    pub parallel: i64,
+    /// Set type of progress output
+    #[arg(long, global = true, value_enum)]
+    pub progress: Option<Progress>,
+    /// Control when to print ANSI control characters
+    #[arg(long, global = true, value_enum, default_value_t = Ansi::Auto)]
+    pub ansi: Ansi,
+    /// Execute command in dry run mode: plan, print, change nothing
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Progress {
+    Auto,
+    Tty,
+    Plain,
+    Json,
+    Quiet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum Ansi {
+    Never,
+    Always,
+    #[default]
+    Auto,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse, resolve and render the Compose file in canonical format
+    Config(config::ConfigArgs),
+    /// Print the dependency graph of networks, volumes and services (DOT or Mermaid)
+    Graph(graph::GraphArgs),
+    /// Show the wharf version
+    Version,
+}
+
+/// What a command returns: its exit code.
+pub type ExitCode = i32;
+
+/// The process environment, captured once at start-up.
+pub fn os_environment() -> Environment {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect::<BTreeMap<_, _>>()
+}
+
+impl GlobalArgs {
+    /// The loader's options for these flags; `services` are the ones named on the command line.
+    pub fn load_options(&self, services: &[String]) -> anyhow::Result<LoadOptions> {
+        let cwd = std::env::current_dir()?;
+        let stdin = if self.file.iter().any(|f| f.as_os_str() == "-") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            Some(s)
+        } else {
+            None
+        };
+        Ok(LoadOptions {
+            files: self.file.clone(),
+            project_directory: self.project_directory.clone(),
+            project_name: self.project_name.clone(),
+            env_files: self.env_file.clone(),
+            profiles: self.profile.clone(),
+            services: services.to_vec(),
+            cwd,
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            stdin,
+            ..LoadOptions::default()
+        })
+    }
+}
+
+/// A Compose error, already rendered for the terminal; `main` prints it and exits 1.
+#[derive(Debug)]
+pub struct Reported(pub String);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// Load a project and print its warnings; errors come back rendered with their source line.
+pub fn load_project(opts: &LoadOptions, norm: NormalizeOptions) -> anyhow::Result<LoadedProject> {
+    let env = os_environment();
+    match compose::load(opts, &env, norm) {
+        Ok(p) => {
+            for w in &p.loaded.warnings {
+                eprintln!("WARN[0000] {w}");
+            }
+            Ok(p)
+        }
+        Err(e) => Err(Reported(e.render()).into()),
+    }
+}
+
+/// Write command output to stdout. A closed pipe (`wharf config | head`) is not an error.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Config(args) => config::run(&cli.global, args),
+        Command::Graph(args) => graph::run(&cli.global, args),
+        Command::Version => {
+            print(&format!("wharf version {}\n", env!("CARGO_PKG_VERSION")))?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The `wharf` binary: parse the command line, run the command, map errors to exit codes.
+use clap::Parser;
+
+fn main() {
+    let cli = wharf::cli::Cli::parse();
+    let code = match wharf::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            match e.downcast_ref::<wharf::cli::Reported>() {
+                Some(r) => eprint!("{r}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,1 @@
+//! wharf's own network layer (bridges, veth, IPAM, nftables, DNS). Not built yet: issue 5.

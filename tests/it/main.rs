@@ -1,0 +1,5 @@
+//! wharf's integration tests, in one binary (as ripgrep and uv do): fewer links, one place.
+mod cli;
+mod conformance;
+mod layering;
+mod util;
