@@ -2,7 +2,7 @@
 //! under 20 ms on the project's 2-core machine). Run with `cargo bench --bench load`.
 //!
 //! Reported beside a floor measured in the same run: reading and YAML-parsing the same file
-//! into an untyped tree, which is work no loader can skip.
+//! into the located tree (serde-saphyr), which is work no loader can skip.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -10,20 +10,36 @@ use std::time::{Duration, Instant};
 use wharf::compose::{self, LoadOptions, NormalizeOptions};
 
 fn generate(services: usize) -> String {
-    let mut s = String::from("name: bench\nx-common: &common\n  image: busybox:latest\n  init: true\n  restart: unless-stopped\n  labels:\n    tier: bench\n\nservices:\n");
+    let mut s = String::from(
+        "name: bench\nx-common: &common\n  image: busybox:latest\n  init: true\n  restart: unless-stopped\n  labels:\n    tier: bench\n\nservices:\n",
+    );
     for i in 0..services {
         let _ = writeln!(s, "  svc{i}:");
         let _ = writeln!(s, "    <<: *common");
         let _ = writeln!(s, "    command: [\"sleep\", \"${{SLEEP:-3600}}\"]");
-        let _ = writeln!(s, "    environment:\n      INDEX: \"{i}\"\n      MODE: ${{MODE:-fast}}");
+        let _ = writeln!(
+            s,
+            "    environment:\n      INDEX: \"{i}\"\n      MODE: ${{MODE:-fast}}"
+        );
         if i % 10 == 0 {
             let _ = writeln!(s, "    ports:\n      - \"127.0.0.1:{}:80\"", 20000 + i);
         }
         if i > 0 {
-            let _ = writeln!(s, "    depends_on:\n      svc{}:\n        condition: service_started", i - 1);
+            let _ = writeln!(
+                s,
+                "    depends_on:\n      svc{}:\n        condition: service_started",
+                i - 1
+            );
         }
-        let _ = writeln!(s, "    volumes:\n      - data{}:/data\n      - ./conf:/etc/conf:ro", i % 5);
-        let _ = writeln!(s, "    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 5s");
+        let _ = writeln!(
+            s,
+            "    volumes:\n      - data{}:/data\n      - ./conf:/etc/conf:ro",
+            i % 5
+        );
+        let _ = writeln!(
+            s,
+            "    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 5s"
+        );
         let _ = writeln!(s, "    networks: [front, back]");
     }
     s.push_str("networks:\n  front:\n  back:\n    internal: true\nvolumes:\n");
@@ -43,10 +59,15 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("bench dir");
     let file = dir.join("compose.yaml");
     std::fs::write(&file, generate(200)).expect("write compose file");
-    let opts = LoadOptions { files: vec![file.clone()], cwd: dir.clone(), ..LoadOptions::default() };
+    let opts = LoadOptions {
+        files: vec![file.clone()],
+        cwd: dir.clone(),
+        ..LoadOptions::default()
+    };
     let env = compose::Environment::new();
 
-    let loaded = compose::load(&opts, &env, NormalizeOptions::default()).expect("the generated project loads");
+    let loaded = compose::load(&opts, &env, NormalizeOptions::default())
+        .expect("the generated project loads");
     assert_eq!(loaded.project.services.len(), 200);
 
     let runs = 50;
@@ -60,14 +81,23 @@ fn main() {
 
         let t = Instant::now();
         let text = std::fs::read_to_string(&file).expect("read");
-        let v: serde_json::Value = serde_saphyr::from_str(&text).expect("parse");
+        let v = wharf::compose::yaml::parse(&text, 0).expect("parse");
         floor_times.push(t.elapsed());
         std::hint::black_box(v);
     }
     let load = median(load_times);
     let floor = median(floor_times);
-    println!("load+validate+normalize, 200 services: median {:.2} ms (budget 20 ms)", load.as_secs_f64() * 1e3);
-    println!("floor (read + untyped YAML parse):     median {:.2} ms", floor.as_secs_f64() * 1e3);
-    println!("ratio to floor: {:.1}x", load.as_secs_f64() / floor.as_secs_f64());
+    println!(
+        "load+validate+normalize, 200 services: median {:.2} ms (budget 20 ms)",
+        load.as_secs_f64() * 1e3
+    );
+    println!(
+        "floor (read + untyped YAML parse):     median {:.2} ms",
+        floor.as_secs_f64() * 1e3
+    );
+    println!(
+        "ratio to floor: {:.1}x",
+        load.as_secs_f64() / floor.as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -99,13 +99,24 @@ pub fn run(global: &GlobalArgs, args: ConfigArgs) -> anyhow::Result<ExitCode> {
             project
                 .services
                 .iter()
-                .map(|(name, s)| s.image.clone().unwrap_or_else(|| format!("{}-{name}", project.name)))
+                .map(|(name, s)| {
+                    s.image
+                        .clone()
+                        .unwrap_or_else(|| format!("{}-{name}", project.name))
+                })
                 .collect(),
         )
     } else if args.profiles {
         lines(loaded.loaded.all_profiles.iter().cloned().collect())
     } else if args.environment {
-        lines(loaded.loaded.environment.iter().map(|(k, v)| format!("{k}={v}")).collect())
+        lines(
+            loaded
+                .loaded
+                .environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        )
     } else if let Some(which) = &args.hash {
         let names: Vec<String> = if which == "*" {
             project.services.keys().cloned().collect()
@@ -153,12 +164,21 @@ fn escape_dollars(v: &mut serde_json::Value) {
 fn variables_table(opts: &compose::LoadOptions, format: ConfigFormat) -> anyhow::Result<ExitCode> {
     let mut raw = opts.clone();
     raw.skip_interpolation = true;
-    let loaded = load_project(&raw, NormalizeOptions { defaults: false, resolve_environment: false, consistency: false })?;
+    let loaded = load_project(
+        &raw,
+        NormalizeOptions {
+            defaults: false,
+            resolve_environment: false,
+            consistency: false,
+        },
+    )?;
     let mut vars = BTreeMap::new();
     for id in 0.. {
-        let Some(file) = loaded.loaded.sources.get(id) else { break };
+        let Some(file) = loaded.loaded.sources.get(id) else {
+            break;
+        };
         // Only Compose files: env files are sources too, but their `$` are not Compose's.
-        if loaded.loaded.config_files.iter().any(|p| *p == file.path)
+        if loaded.loaded.config_files.contains(&file.path)
             && let Ok(node) = compose::yaml::parse(&file.text, id)
         {
             variables::collect(&node, &mut vars);

@@ -17,7 +17,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::compose::{self, Environment, LoadOptions, LoadedProject, NormalizeOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "wharf", version, about = "A daemonless, declarative reconciler for Compose files")]
+#[command(
+    name = "wharf",
+    version,
+    about = "A daemonless, declarative reconciler for Compose files"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

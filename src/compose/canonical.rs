@@ -79,7 +79,7 @@ pub fn canonicalize_file(root: &mut Node, ctx: &Context) -> Res {
 /// Canonicalize a single service mapping (also used for `extends` bases).
 pub fn canonicalize_service(svc: &mut Node, ctx: &Context) -> Res {
     null_to_empty_map(svc);
-    let loc = svc.loc;
+    let loc = svc.report_loc();
     let Value::Map(map) = &mut svc.value else {
         return Err(fail(ctx, loc, "a service must be a mapping"));
     };
@@ -126,10 +126,8 @@ pub fn canonicalize_service(svc: &mut Node, ctx: &Context) -> Res {
             }
             "networks" => service_networks(node, ctx)?,
             "ports" => ports(node, ctx)?,
-            "pull_policy" => {
-                if node.as_str() == Some("if_not_present") {
-                    node.value = Value::Str("missing".into());
-                }
+            "pull_policy" if node.as_str() == Some("if_not_present") => {
+                node.value = Value::Str("missing".into());
             }
             "ulimits" => ulimits(node, ctx)?,
             "volumes" => service_volumes(node, ctx)?,
@@ -1331,7 +1329,7 @@ fn parse_volume(spec: &str) -> Result<ParsedVolume, String> {
     match spec.len() {
         0 => return Err("invalid empty volume spec".into()),
         1 | 2 => {
-            volume.target = spec.to_string();
+            volume.target = clean_unix(spec);
             volume.short = true;
             return Ok(volume);
         }
@@ -1722,9 +1720,6 @@ fn shell_split(line: &str) -> Result<Vec<String>, &'static str> {
     for r in line.chars() {
         if escaped {
             escaped = false;
-            if bq || dollar {
-                buf.push('\\');
-            }
             buf.push(r);
             got = true;
             continue;
@@ -1834,11 +1829,8 @@ fn resolve_path(path: &str, ctx: &Context) -> String {
 }
 
 fn is_windows_abs(path: &str) -> bool {
-    if path.starts_with("\\\\") {
-        return true;
-    }
-    let b = path.as_bytes();
-    b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/')
+    path.starts_with("\\\\")
+        || matches!(path.as_bytes(), [d, b':', b'\\' | b'/', ..] if d.is_ascii_alphabetic())
 }
 
 /// Go's `filepath.Join(base, rel)` on Unix.
@@ -1915,7 +1907,18 @@ mod tests {
     use serde_json::json;
     use std::path::PathBuf;
 
-    const FULL_DIR: &str = "/work/shared/conformance/compose-go/full-example";
+    /// `shared/conformance`, found by walking up from the package (it sits next to the
+    /// repository); a missing corpus fails the test rather than skipping it.
+    fn corpus() -> PathBuf {
+        let start = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in start.ancestors() {
+            let candidate = dir.join("shared").join("conformance");
+            if candidate.is_dir() {
+                return candidate;
+            }
+        }
+        panic!("no shared/conformance in any parent of {}", start.display());
+    }
 
     fn ctx_with<'a>(sources: &'a Sources, base: &'a Path, resolve: bool) -> Context<'a> {
         Context {
@@ -1971,7 +1974,7 @@ mod tests {
     // --- full example -------------------------------------------------------------
 
     fn full_example() -> (model::Project, model::Project) {
-        let dir = PathBuf::from(FULL_DIR);
+        let dir = corpus().join("compose-go/full-example");
         let text = std::fs::read_to_string(dir.join("full-example.yml"))
             .unwrap()
             .replace("${COMPOSE_PROJECT_NAME}", "full_example_project_name");
@@ -1992,7 +1995,7 @@ mod tests {
 
         let expected_text = std::fs::read_to_string(dir.join("expected.yaml"))
             .unwrap()
-            .replace("/WORKING_DIR", FULL_DIR);
+            .replace("/WORKING_DIR", &dir.to_string_lossy());
         let expected = yaml::parse(&expected_text, 0).unwrap();
         let expected: model::Project = serde_json::from_value(expected.to_json()).unwrap();
         (ours, expected)
@@ -2043,7 +2046,8 @@ mod tests {
         let (ours, _) = full_example();
         let vols = &ours.services["foo"].volumes;
         let code = vols.iter().find(|v| v.target == "/code").unwrap();
-        assert_eq!(code.source.as_deref(), Some(FULL_DIR));
+        let dir = corpus().join("compose-go/full-example");
+        assert_eq!(code.source.as_deref(), Some(&*dir.to_string_lossy()));
         assert_eq!(
             code.bind.as_ref().and_then(|b| b.create_host_path),
             Some(true)
@@ -2120,6 +2124,7 @@ mod tests {
             ok("echo $(date +%s) `id -u`"),
             ["echo", "$(date +%s)", "`id -u`"]
         );
+        assert_eq!(ok(r"a\tb `x\ y`"), ["atb", "`x y`"]);
         for bad in ["echo 'a", "echo \"a", "foo()", "a)", "trailing\\"] {
             assert!(shell_split(bad).is_err(), "{bad}");
         }
@@ -2520,6 +2525,8 @@ mod tests {
             (v.source.as_str(), v.target.as_str()),
             ("${HOME:-/x}", "/data")
         );
+        let v = parse_volume("a/").unwrap();
+        assert_eq!((v.target.as_str(), v.short), ("a", true));
         let v = parse_volume("C:\\path").unwrap();
         assert_eq!((v.source.as_str(), v.target.as_str()), ("", "C:\\path"));
     }
@@ -2701,9 +2708,8 @@ mod tests {
 
     #[test]
     fn conformance_files_deserialize() {
-        let root = Path::new("/work/shared/conformance");
         let mut files = Vec::new();
-        let mut stack = vec![root.to_path_buf()];
+        let mut stack = vec![corpus()];
         while let Some(dir) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;

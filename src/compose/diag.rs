@@ -48,13 +48,17 @@ impl Sources {
     pub fn error_at(&self, loc: Loc, message: impl Into<String>) -> ComposeError {
         let mut e = ComposeError::new(message);
         if let Some(file) = self.get(loc.file) {
-            e.location = Some(Location {
+            e.location = Some(Box::new(Location {
                 path: file.path.clone(),
                 line: loc.line,
                 col: loc.col,
-            });
+            }));
             let offset = (loc.offset as usize).min(file.text.len());
-            e.source = Some((file.path.display().to_string(), file.text.clone(), offset));
+            e.source = Some(Box::new((
+                file.path.display().to_string(),
+                file.text.clone(),
+                offset,
+            )));
         }
         e
     }
@@ -78,10 +82,11 @@ impl fmt::Display for Location {
 #[derive(Debug, Clone)]
 pub struct ComposeError {
     pub message: String,
-    pub location: Option<Location>,
+    /// Boxed, like the snippet below, to keep `Result<_, ComposeError>` small.
+    pub location: Option<Box<Location>>,
     pub help: Option<String>,
     /// (name, text, byte offset) for miette's snippet rendering.
-    source: Option<(String, Arc<str>, usize)>,
+    source: Option<Box<(String, Arc<str>, usize)>>,
 }
 
 impl ComposeError {
@@ -102,11 +107,11 @@ impl ComposeError {
     /// An error about a file as a whole (it could not be read, it is not a mapping...).
     pub fn in_file(path: &Path, message: impl Into<String>) -> Self {
         let mut e = ComposeError::new(message);
-        e.location = Some(Location {
+        e.location = Some(Box::new(Location {
             path: path.to_path_buf(),
             line: 0,
             col: 0,
-        });
+        }));
         e
     }
 }
@@ -139,7 +144,7 @@ impl ComposeError {
     /// Render for a terminal: the message, then the source line with a caret (miette's
     /// graphical handler without colours, so that snapshots and logs stay plain text).
     pub fn render(&self) -> String {
-        let Some((name, text, offset)) = &self.source else {
+        let Some((name, text, offset)) = self.source.as_deref() else {
             return match &self.help {
                 Some(h) => format!("error: {self}\n  help: {h}\n"),
                 None => format!("error: {self}\n"),
@@ -151,9 +156,10 @@ impl ComposeError {
             src: NamedSource::new(name.clone(), text.to_string()),
             span: SourceSpan::from((*offset, 0)),
         };
-        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-            .with_context_lines(1)
-            .with_width(100);
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_context_lines(1)
+                .with_width(100);
         let mut out = String::new();
         if handler.render_report(&mut out, &report).is_err() {
             return format!("error: {self}\n");

@@ -15,11 +15,11 @@ use indexmap::IndexMap;
 
 use super::canonical::{self, Context};
 use super::diag::{ComposeError, Sources};
+use super::dotenv;
 use super::interpolate;
 use super::merge;
 use super::schema;
 use super::yaml::{self, Loc, Node, Value};
-use super::dotenv;
 
 /// The environment the loader resolves variables against.
 pub type Environment = BTreeMap<String, String>;
@@ -175,8 +175,15 @@ pub fn load(opts: &LoadOptions, os_env: &Environment) -> Result<Loaded, ComposeE
     };
     let mut merged: Option<Node> = None;
     for (path, node) in parsed {
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| working_dir.clone());
-        let dir = if path.ends_with("-") { working_dir.clone() } else { dir };
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| working_dir.clone());
+        let dir = if path.ends_with("-") {
+            working_dir.clone()
+        } else {
+            dir
+        };
         let node = state.process(node, &dir, &env, &mut vec![path.clone()])?;
         merged = Some(match merged {
             None => node,
@@ -197,7 +204,10 @@ pub fn load(opts: &LoadOptions, os_env: &Environment) -> Result<Loaded, ComposeE
         }
     }
     if let Some(m) = tree.as_map_mut() {
-        m.insert("name".to_string(), Node::string(name.clone(), Loc::default()));
+        m.insert(
+            "name".to_string(),
+            Node::string(name.clone(), Loc::default()),
+        );
         m.shift_remove("include");
     }
 
@@ -259,14 +269,26 @@ fn environment(
 ) -> Result<Environment, ComposeError> {
     let mut env = Environment::new();
     let files: Vec<PathBuf> = if !opts.env_files.is_empty() {
-        opts.env_files.iter().map(|f| absolute(&opts.cwd, f)).collect()
+        opts.env_files
+            .iter()
+            .map(|f| absolute(&opts.cwd, f))
+            .collect()
     } else if let Some(list) = os_env.get("COMPOSE_ENV_FILES").filter(|s| !s.is_empty()) {
-        list.split(',').map(|f| absolute(&opts.cwd, Path::new(f))).collect()
-    } else if os_env.get("COMPOSE_DISABLE_ENV_FILE").is_some_and(|v| truthy(v)) {
+        list.split(',')
+            .map(|f| absolute(&opts.cwd, Path::new(f)))
+            .collect()
+    } else if os_env
+        .get("COMPOSE_DISABLE_ENV_FILE")
+        .is_some_and(|v| truthy(v))
+    {
         Vec::new()
     } else {
         let default = base_dir.join(".env");
-        if default.is_file() { vec![default] } else { Vec::new() }
+        if default.is_file() {
+            vec![default]
+        } else {
+            Vec::new()
+        }
     };
     for file in files {
         let values = read_env_file(&file, &|k| os_env.get(k).or(env.get(k)).cloned(), sources)?;
@@ -277,7 +299,10 @@ fn environment(
 }
 
 fn truthy(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "y" | "on")
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "y" | "on"
+    )
 }
 
 /// Read and parse one dotenv file; errors point at the file and line.
@@ -290,17 +315,32 @@ pub fn read_env_file(
     let id = sources.add(path, &text);
     dotenv::parse(&text, lookup).map_err(|e| {
         let line = e.line as u32;
-        let loc = Loc { file: id, line, col: 1, offset: yaml::offset_of(&text, line, 1) };
+        let loc = Loc {
+            file: id,
+            line,
+            col: 1,
+            offset: yaml::offset_of(&text, line, 1),
+        };
         sources.error_at(loc, e.message)
     })
 }
 
-fn config_files(opts: &LoadOptions, base_dir: &Path, env: &Environment) -> Result<Vec<PathBuf>, ComposeError> {
+fn config_files(
+    opts: &LoadOptions,
+    base_dir: &Path,
+    env: &Environment,
+) -> Result<Vec<PathBuf>, ComposeError> {
     if !opts.files.is_empty() {
         return Ok(opts
             .files
             .iter()
-            .map(|f| if f.as_os_str() == "-" { f.clone() } else { absolute(&opts.cwd, f) })
+            .map(|f| {
+                if f.as_os_str() == "-" {
+                    f.clone()
+                } else {
+                    absolute(&opts.cwd, f)
+                }
+            })
             .collect());
     }
     if let Some(list) = env.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
@@ -318,9 +358,17 @@ fn config_files(opts: &LoadOptions, base_dir: &Path, env: &Environment) -> Resul
     // Search the directory and its parents, like Docker Compose.
     let mut dir = Some(base_dir);
     while let Some(d) = dir {
-        if let Some(main) = DEFAULT_FILES.iter().map(|f| d.join(f)).find(|p| p.is_file()) {
+        if let Some(main) = DEFAULT_FILES
+            .iter()
+            .map(|f| d.join(f))
+            .find(|p| p.is_file())
+        {
             let mut files = vec![main];
-            if let Some(o) = OVERRIDE_FILES.iter().map(|f| d.join(f)).find(|p| p.is_file()) {
+            if let Some(o) = OVERRIDE_FILES
+                .iter()
+                .map(|f| d.join(f))
+                .find(|p| p.is_file())
+            {
                 files.push(o);
             }
             return Ok(files);
@@ -409,7 +457,12 @@ impl FileLoader<'_> {
     }
 
     /// Interpolate, validate and canonicalize one file's tree.
-    fn prepare(&mut self, node: &mut Node, dir: &Path, env: &Environment) -> Result<(), ComposeError> {
+    fn prepare(
+        &mut self,
+        node: &mut Node,
+        dir: &Path,
+        env: &Environment,
+    ) -> Result<(), ComposeError> {
         if !self.opts.skip_interpolation {
             interpolate_tree(node, env, &self.sources, &mut self.missing)?;
         }
@@ -429,14 +482,20 @@ impl FileLoader<'_> {
         }
         let text = read(path)?;
         let id = self.sources.add(path, &text);
-        let mut node = yaml::parse(&text, id).map_err(|e| self.sources.error_at(e.loc, e.message))?;
+        let mut node =
+            yaml::parse(&text, id).map_err(|e| self.sources.error_at(e.loc, e.message))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         self.prepare(&mut node, &dir, env)?;
         self.cache.insert(path.to_path_buf(), node.clone());
         Ok(node)
     }
 
-    fn resolve_all_extends(&mut self, root: &mut Node, file: PathBuf, dir: &Path) -> Result<(), ComposeError> {
+    fn resolve_all_extends(
+        &mut self,
+        root: &mut Node,
+        file: PathBuf,
+        dir: &Path,
+    ) -> Result<(), ComposeError> {
         let names: Vec<String> = root
             .get("services")
             .and_then(Node::as_map)
@@ -474,14 +533,20 @@ impl FileLoader<'_> {
             .get("services")
             .and_then(|s| s.get(name))
             .cloned()
-            .ok_or_else(|| ComposeError::in_file(file, format!("cannot extend service {name:?}: no such service")))?;
+            .ok_or_else(|| {
+                ComposeError::in_file(
+                    file,
+                    format!("cannot extend service {name:?}: no such service"),
+                )
+            })?;
         let key = (file.to_path_buf(), name.to_string());
         if chain.contains(&key) {
             let mut names: Vec<String> = chain.iter().map(|(_, s)| s.clone()).collect();
             names.push(name.to_string());
-            return Err(self
-                .sources
-                .error_at(svc.report_loc(), format!("extends cycle detected: {}", names.join(" -> "))));
+            return Err(self.sources.error_at(
+                svc.report_loc(),
+                format!("extends cycle detected: {}", names.join(" -> ")),
+            ));
         }
         let Some(ext) = svc.get("extends").cloned() else {
             return Ok(svc);
@@ -490,22 +555,36 @@ impl FileLoader<'_> {
         let base_name = ext
             .get("service")
             .and_then(Node::scalar_text)
-            .ok_or_else(|| self.sources.error_at(ext.report_loc(), "extends requires a service"))?;
+            .ok_or_else(|| {
+                self.sources
+                    .error_at(ext.report_loc(), "extends requires a service")
+            })?;
         let base = match ext.get("file").and_then(Node::scalar_text) {
             Some(f) => {
                 let path = absolute(dir, Path::new(&f));
                 let other = self.load_file(&path, &self.env.clone())?;
-                if other.get("services").and_then(|s| s.get(&base_name)).is_none() {
+                if other
+                    .get("services")
+                    .and_then(|s| s.get(&base_name))
+                    .is_none()
+                {
                     return Err(self.sources.error_at(
                         ext.report_loc(),
-                        format!("cannot extend service {name:?}: service {base_name:?} not found in {}", path.display()),
+                        format!(
+                            "cannot extend service {name:?}: service {base_name:?} not found in {}",
+                            path.display()
+                        ),
                     ));
                 }
                 let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 self.resolve_service(&other, &path, &other_dir, &base_name, chain)?
             }
             None => {
-                if root.get("services").and_then(|s| s.get(&base_name)).is_none() {
+                if root
+                    .get("services")
+                    .and_then(|s| s.get(&base_name))
+                    .is_none()
+                {
                     return Err(self.sources.error_at(
                         ext.report_loc(),
                         format!("cannot extend service {name:?}: service {base_name:?} not found"),
@@ -527,7 +606,12 @@ impl FileLoader<'_> {
     }
 
     /// Load each `include` entry as a project of its own and import its resources.
-    fn resolve_includes(&mut self, mut root: Node, dir: &Path, stack: &mut Vec<PathBuf>) -> Result<Node, ComposeError> {
+    fn resolve_includes(
+        &mut self,
+        mut root: Node,
+        dir: &Path,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Node, ComposeError> {
         let Some(includes) = root.as_map_mut().and_then(|m| m.shift_remove("include")) else {
             return Ok(root);
         };
@@ -543,11 +627,15 @@ impl FileLoader<'_> {
                 .collect();
             let Some(first) = paths.first() else { continue };
             if let Some(pos) = stack.iter().position(|p| p == first) {
-                let mut names: Vec<String> = stack[pos..].iter().map(|p| p.display().to_string()).collect();
+                let mut names: Vec<String> = stack[pos..]
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
                 names.push(first.display().to_string());
-                return Err(self
-                    .sources
-                    .error_at(entry.report_loc(), format!("include cycle detected: {}", names.join(" -> "))));
+                return Err(self.sources.error_at(
+                    entry.report_loc(),
+                    format!("include cycle detected: {}", names.join(" -> ")),
+                ));
             }
             let project_dir = entry
                 .get("project_directory")
@@ -570,7 +658,11 @@ impl FileLoader<'_> {
             let mut env = Environment::new();
             for f in env_files {
                 let base = self.env.clone();
-                let values = read_env_file(&f, &|k| base.get(k).or(env.get(k)).cloned(), &mut self.sources)?;
+                let values = read_env_file(
+                    &f,
+                    &|k| base.get(k).or(env.get(k)).cloned(),
+                    &mut self.sources,
+                )?;
                 env.extend(values);
             }
             env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -579,7 +671,8 @@ impl FileLoader<'_> {
             for path in &paths {
                 let text = read(path)?;
                 let id = self.sources.add(path, &text);
-                let node = yaml::parse(&text, id).map_err(|e| self.sources.error_at(e.loc, e.message))?;
+                let node =
+                    yaml::parse(&text, id).map_err(|e| self.sources.error_at(e.loc, e.message))?;
                 stack.push(path.clone());
                 let node = self.process(node, &project_dir, &env, stack)?;
                 stack.pop();
@@ -607,9 +700,13 @@ impl FileLoader<'_> {
 
     /// Combine two included projects; the same resource defined differently is an error.
     fn import(&self, mut acc: Node, sub: Node) -> Result<Node, ComposeError> {
-        let Value::Map(sub_map) = sub.value else { return Ok(acc) };
+        let Value::Map(sub_map) = sub.value else {
+            return Ok(acc);
+        };
         for (section, defs) in sub_map {
-            let Some(acc_map) = acc.as_map_mut() else { break };
+            let Some(acc_map) = acc.as_map_mut() else {
+                break;
+            };
             let slot = acc_map
                 .entry(section.clone())
                 .or_insert_with(|| Node::new(Value::Map(IndexMap::new()), defs.loc));
@@ -647,7 +744,8 @@ fn interpolate_tree(
     match &mut node.value {
         Value::Str(s) if s.contains('$') => {
             let lookup = |k: &str| env.get(k).cloned();
-            let out = interpolate::substitute(s, &lookup).map_err(|e| sources.error_at(node.loc, e.to_string()))?;
+            let out = interpolate::substitute(s, &lookup)
+                .map_err(|e| sources.error_at(node.loc, e.to_string()))?;
             missing.extend(out.missing);
             *s = out.value;
         }
@@ -676,7 +774,12 @@ fn apply_profiles(
 ) -> Result<(BTreeSet<String>, BTreeSet<String>), ComposeError> {
     let mut active: BTreeSet<String> = opts.profiles.iter().cloned().collect();
     if let Some(p) = env.get("COMPOSE_PROFILES") {
-        active.extend(p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+        active.extend(
+            p.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
     }
     let Some(services) = tree.get_mut("services").and_then(Node::as_map_mut) else {
         return Ok((BTreeSet::new(), BTreeSet::new()));
@@ -709,16 +812,27 @@ fn apply_profiles(
         if !enabled.insert(name.clone()) && !opts.services.contains(&name) {
             continue;
         }
-        if let Some(deps) = services.get(&name).and_then(|s| s.get("depends_on")).and_then(Node::as_map) {
+        if let Some(deps) = services
+            .get(&name)
+            .and_then(|s| s.get("depends_on"))
+            .and_then(Node::as_map)
+        {
             for (dep, d) in deps {
-                let required = d.get("required").map(|r| !matches!(r.value, Value::Bool(false))).unwrap_or(true);
+                let required = d
+                    .get("required")
+                    .map(|r| !matches!(r.value, Value::Bool(false)))
+                    .unwrap_or(true);
                 if required && !enabled.contains(dep) {
                     queue.push(dep.clone());
                 }
             }
         }
     }
-    let disabled: BTreeSet<String> = services.keys().filter(|k| !enabled.contains(*k)).cloned().collect();
+    let disabled: BTreeSet<String> = services
+        .keys()
+        .filter(|k| !enabled.contains(*k))
+        .cloned()
+        .collect();
     // A dependency on a disabled service: dropped if optional, an error if required.
     for (name, svc) in services.iter_mut() {
         if disabled.contains(name) {

@@ -38,7 +38,11 @@ pub struct LoadedProject {
 }
 
 /// Load, normalize and validate the project described by `opts`.
-pub fn load(opts: &LoadOptions, env: &Environment, norm: NormalizeOptions) -> Result<LoadedProject, ComposeError> {
+pub fn load(
+    opts: &LoadOptions,
+    env: &Environment,
+    norm: NormalizeOptions,
+) -> Result<LoadedProject, ComposeError> {
     let mut loaded = loader::load(opts, env)?;
     let project = normalize::normalize(
         &mut loaded.tree,

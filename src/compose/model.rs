@@ -324,7 +324,9 @@ pub struct Dependency {
     pub required: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DependencyCondition {
     ServiceStarted,
@@ -790,7 +792,8 @@ impl Bytes {
             _ => return None,
         };
         let bytes = value * mult;
-        (bytes.is_finite() && bytes >= 0.0 && bytes < i64::MAX as f64).then(|| Bytes(bytes as i64))
+        (bytes.is_finite() && bytes >= 0.0 && bytes < i64::MAX as f64)
+            .then_some(Bytes(bytes as i64))
     }
 }
 

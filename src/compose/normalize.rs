@@ -60,17 +60,25 @@ fn map_node(loc: Loc) -> Node {
 }
 
 fn apply_defaults(tree: &mut Node, project: &str) {
-    let Some(root) = tree.as_map_mut() else { return };
+    let Some(root) = tree.as_map_mut() else {
+        return;
+    };
     let mut uses_default = false;
     if let Some(services) = root.get_mut("services").and_then(Node::as_map_mut) {
         for svc in services.values_mut() {
             let Some(m) = svc.as_map_mut() else { continue };
             let mode = m.get("network_mode").and_then(Node::scalar_text);
-            let has_networks = m.get("networks").and_then(Node::as_map).is_some_and(|n| !n.is_empty());
+            let has_networks = m
+                .get("networks")
+                .and_then(Node::as_map)
+                .is_some_and(|n| !n.is_empty());
             if mode.is_none() && !has_networks {
                 let mut nets = IndexMap::new();
                 nets.insert("default".to_string(), Node::null(Loc::default()));
-                m.insert("networks".to_string(), Node::new(Value::Map(nets), Loc::default()));
+                m.insert(
+                    "networks".to_string(),
+                    Node::new(Value::Map(nets), Loc::default()),
+                );
             }
             if m.get("networks").and_then(|n| n.get("default")).is_some() {
                 uses_default = true;
@@ -86,11 +94,14 @@ fn apply_defaults(tree: &mut Node, project: &str) {
             *nets = map_node(nets.loc);
         }
         if let Some(n) = nets.as_map_mut() {
-            n.entry("default".to_string()).or_insert_with(|| map_node(Loc::default()));
+            n.entry("default".to_string())
+                .or_insert_with(|| map_node(Loc::default()));
         }
     }
     for section in ["networks", "volumes"] {
-        let Some(defs) = root.get_mut(section).and_then(Node::as_map_mut) else { continue };
+        let Some(defs) = root.get_mut(section).and_then(Node::as_map_mut) else {
+            continue;
+        };
         for (key, def) in defs.iter_mut() {
             if def.is_null() {
                 *def = map_node(def.loc);
@@ -98,7 +109,11 @@ fn apply_defaults(tree: &mut Node, project: &str) {
             let Some(d) = def.as_map_mut() else { continue };
             let external = matches!(d.get("external").map(|n| &n.value), Some(Value::Bool(true)));
             if !d.contains_key("name") {
-                let n = if external { key.clone() } else { format!("{project}_{key}") };
+                let n = if external {
+                    key.clone()
+                } else {
+                    format!("{project}_{key}")
+                };
                 d.insert("name".to_string(), Node::string(n, Loc::default()));
             }
         }
@@ -121,7 +136,11 @@ fn add_implicit_dependencies(svc: &mut IndexMap<String, Node>) {
             implicit.push((s.to_string(), true));
         }
     }
-    for vf in svc.get("volumes_from").and_then(Node::as_seq).unwrap_or_default() {
+    for vf in svc
+        .get("volumes_from")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+    {
         if let Some(t) = vf.scalar_text() {
             if t.starts_with("container:") {
                 continue;
@@ -136,16 +155,27 @@ fn add_implicit_dependencies(svc: &mut IndexMap<String, Node>) {
     let deps = svc
         .entry("depends_on".to_string())
         .or_insert_with(|| map_node(Loc::default()));
-    let Some(deps) = deps.as_map_mut() else { return };
+    let Some(deps) = deps.as_map_mut() else {
+        return;
+    };
     for (name, restart) in implicit {
         if name.is_empty() || deps.contains_key(&name) {
             continue;
         }
         let mut d = IndexMap::new();
-        d.insert("condition".to_string(), Node::string("service_started", Loc::default()));
-        d.insert("required".to_string(), Node::new(Value::Bool(true), Loc::default()));
+        d.insert(
+            "condition".to_string(),
+            Node::string("service_started", Loc::default()),
+        );
+        d.insert(
+            "required".to_string(),
+            Node::new(Value::Bool(true), Loc::default()),
+        );
         if restart {
-            d.insert("restart".to_string(), Node::new(Value::Bool(true), Loc::default()));
+            d.insert(
+                "restart".to_string(),
+                Node::new(Value::Bool(true), Loc::default()),
+            );
         }
         deps.insert(name, Node::new(Value::Map(d), Loc::default()));
     }
@@ -153,7 +183,11 @@ fn add_implicit_dependencies(svc: &mut IndexMap<String, Node>) {
 
 /// Fold `env_file` into `environment` and `label_file` into `labels`; resolve `FOO:` (no
 /// value) from the project environment, as `docker compose config` shows it.
-fn resolve_environment(tree: &mut Node, env: &Environment, sources: &mut Sources) -> Result<(), ComposeError> {
+fn resolve_environment(
+    tree: &mut Node,
+    env: &Environment,
+    sources: &mut Sources,
+) -> Result<(), ComposeError> {
     let Some(services) = tree.get_mut("services").and_then(Node::as_map_mut) else {
         return Ok(());
     };
@@ -161,12 +195,20 @@ fn resolve_environment(tree: &mut Node, env: &Environment, sources: &mut Sources
         let Some(m) = svc.as_map_mut() else { continue };
         let mut environment: BTreeMap<String, Option<String>> = BTreeMap::new();
         for ef in m.get("env_file").and_then(Node::as_seq).unwrap_or_default() {
-            let Some(path) = ef.get("path").and_then(Node::scalar_text) else { continue };
-            let required = !matches!(ef.get("required").map(|n| &n.value), Some(Value::Bool(false)));
+            let Some(path) = ef.get("path").and_then(Node::scalar_text) else {
+                continue;
+            };
+            let required = !matches!(
+                ef.get("required").map(|n| &n.value),
+                Some(Value::Bool(false))
+            );
             let path = Path::new(&path);
             if !path.is_file() {
                 if required {
-                    return Err(sources.error_at(ef.report_loc(), format!("env file {} not found", path.display())));
+                    return Err(sources.error_at(
+                        ef.report_loc(),
+                        format!("env file {} not found", path.display()),
+                    ));
                 }
                 continue;
             }
@@ -175,7 +217,15 @@ fn resolve_environment(tree: &mut Node, env: &Environment, sources: &mut Sources
                 read_raw_env_file(path)?
             } else {
                 let so_far = environment.clone();
-                read_env_file(path, &|k| env.get(k).cloned().or_else(|| so_far.get(k).cloned().flatten()), sources)?
+                read_env_file(
+                    path,
+                    &|k| {
+                        env.get(k)
+                            .cloned()
+                            .or_else(|| so_far.get(k).cloned().flatten())
+                    },
+                    sources,
+                )?
             };
             environment.extend(values.into_iter().map(|(k, v)| (k, Some(v))));
         }
@@ -199,10 +249,21 @@ fn resolve_environment(tree: &mut Node, env: &Environment, sources: &mut Sources
         }
 
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
-        for lf in m.get("label_file").and_then(Node::as_seq).unwrap_or_default() {
-            let Some(path) = lf.scalar_text() else { continue };
-            let values = read_env_file(Path::new(&path), &|_| None, sources)
-                .map_err(|e| if e.location.is_some() { e } else { sources.error_at(lf.loc, e.message.clone()) })?;
+        for lf in m
+            .get("label_file")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+        {
+            let Some(path) = lf.scalar_text() else {
+                continue;
+            };
+            let values = read_env_file(Path::new(&path), &|_| None, sources).map_err(|e| {
+                if e.location.is_some() {
+                    e
+                } else {
+                    sources.error_at(lf.loc, e.message.clone())
+                }
+            })?;
             labels.extend(values);
         }
         if !labels.is_empty() {
@@ -212,7 +273,10 @@ fn resolve_environment(tree: &mut Node, env: &Environment, sources: &mut Sources
                 }
             }
             let loc = m.get("labels").map(|n| n.loc).unwrap_or_default();
-            let map = labels.into_iter().map(|(k, v)| (k, Node::string(v, loc))).collect();
+            let map = labels
+                .into_iter()
+                .map(|(k, v)| (k, Node::string(v, loc)))
+                .collect();
             m.insert("labels".to_string(), Node::new(Value::Map(map), loc));
         }
     }
@@ -226,7 +290,10 @@ fn read_raw_env_file(path: &Path) -> Result<IndexMap<String, String>, ComposeErr
     Ok(text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        })
         .collect())
 }
 
@@ -256,6 +323,9 @@ fn to_project(tree: &Node, sources: &Sources) -> Result<Project, ComposeError> {
                 None => break,
             }
         }
-        sources.error_at(node.report_loc(), format!("{}: {}", path.join("."), e.inner()))
+        sources.error_at(
+            node.report_loc(),
+            format!("{}: {}", path.join("."), e.inner()),
+        )
     })
 }

@@ -27,7 +27,9 @@ fn validator() -> Option<&'static jsonschema::Validator> {
 /// Validate one file's tree; the first violation (in document order) is returned as an error.
 pub fn validate(root: &Node, sources: &Sources) -> Result<(), ComposeError> {
     let Some(validator) = validator() else {
-        return Err(ComposeError::new("internal error: the bundled Compose schema does not compile"));
+        return Err(ComposeError::new(
+            "internal error: the bundled Compose schema does not compile",
+        ));
     };
     let instance = root.to_json();
     let mut violations: Vec<(Vec<String>, String)> = Vec::new();
@@ -55,7 +57,11 @@ pub fn validate(root: &Node, sources: &Sources) -> Result<(), ComposeError> {
     match located.min_by_key(|(loc, _, _)| (loc.line, loc.col)) {
         None => Ok(()),
         Some((loc, path, msg)) => {
-            let what = if path.is_empty() { "(root)".to_string() } else { path.join(".") };
+            let what = if path.is_empty() {
+                "(root)".to_string()
+            } else {
+                path.join(".")
+            };
             Err(sources.error_at(loc, format!("{what} {msg}")))
         }
     }
@@ -120,7 +126,10 @@ fn describe(err: &jsonschema::ValidationError<'_>) -> String {
             [one] => format!("additional property '{one}' is not allowed"),
             many => format!(
                 "additional properties {} are not allowed",
-                many.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|u| format!("'{u}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         },
         _ => err.masked().to_string(),

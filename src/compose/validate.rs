@@ -38,7 +38,10 @@ pub fn validate(project: &Project, tree: &Node, sources: &Sources) -> Result<(),
     for (name, svc) in &project.services {
         let base = ["services", name.as_str()];
         if svc.image.is_none() && svc.build.is_none() && svc.provider.is_none() {
-            return Err(err(&base, format!("service {name:?} has neither an image nor a build context specified")));
+            return Err(err(
+                &base,
+                format!("service {name:?} has neither an image nor a build context specified"),
+            ));
         }
         for dep in svc.depends_on.keys() {
             if !project.services.contains_key(dep) {
@@ -52,7 +55,10 @@ pub fn validate(project: &Project, tree: &Node, sources: &Sources) -> Result<(),
             let target = link.split(':').next().unwrap_or_default();
             if !project.services.contains_key(target) {
                 let idx = i.to_string();
-                return Err(err(&["services", name, "links", &idx], format!("service {name:?} links to undefined service {target:?}")));
+                return Err(err(
+                    &["services", name, "links", &idx],
+                    format!("service {name:?} links to undefined service {target:?}"),
+                ));
             }
         }
         for (i, vf) in svc.volumes_from.iter().enumerate() {
@@ -62,22 +68,40 @@ pub fn validate(project: &Project, tree: &Node, sources: &Sources) -> Result<(),
             let target = vf.split(':').next().unwrap_or_default();
             if !project.services.contains_key(target) {
                 let idx = i.to_string();
-                return Err(err(&["services", name, "volumes_from", &idx], format!("service {name:?} uses volumes from undefined service {target:?}")));
+                return Err(err(
+                    &["services", name, "volumes_from", &idx],
+                    format!("service {name:?} uses volumes from undefined service {target:?}"),
+                ));
             }
         }
-        for (key, value) in [("network_mode", &svc.network_mode), ("ipc", &svc.ipc), ("pid", &svc.pid)] {
+        for (key, value) in [
+            ("network_mode", &svc.network_mode),
+            ("ipc", &svc.ipc),
+            ("pid", &svc.pid),
+        ] {
             if let Some(target) = value.as_deref().and_then(|v| v.strip_prefix("service:"))
                 && !project.services.contains_key(target)
             {
-                return Err(err(&["services", name, key], format!("service {name:?} refers to undefined service {target:?} in {key}")));
+                return Err(err(
+                    &["services", name, key],
+                    format!("service {name:?} refers to undefined service {target:?} in {key}"),
+                ));
             }
         }
         if svc.network_mode.is_some() && !svc.networks.is_empty() {
-            return Err(err(&["services", name, "network_mode"], format!("service {name:?} declares mutually exclusive `network_mode` and `networks`")));
+            return Err(err(
+                &["services", name, "network_mode"],
+                format!(
+                    "service {name:?} declares mutually exclusive `network_mode` and `networks`"
+                ),
+            ));
         }
         for net in svc.networks.keys() {
             if !project.networks.contains_key(net) {
-                return Err(err(&["services", name, "networks", net], format!("service {name:?} refers to undefined network {net:?}")));
+                return Err(err(
+                    &["services", name, "networks", net],
+                    format!("service {name:?} refers to undefined network {net:?}"),
+                ));
             }
         }
         for (i, v) in svc.volumes.iter().enumerate() {
@@ -86,22 +110,34 @@ pub fn validate(project: &Project, tree: &Node, sources: &Sources) -> Result<(),
                 && !project.volumes.contains_key(src)
             {
                 let idx = i.to_string();
-                return Err(err(&["services", name, "volumes", &idx], format!("service {name:?} refers to undefined volume {src}")));
+                return Err(err(
+                    &["services", name, "volumes", &idx],
+                    format!("service {name:?} refers to undefined volume {src}"),
+                ));
             }
         }
-        for (kind, refs, defs) in [("secret", &svc.secrets, &project.secrets), ("config", &svc.configs, &project.configs)] {
+        for (kind, refs, defs) in [
+            ("secret", &svc.secrets, &project.secrets),
+            ("config", &svc.configs, &project.configs),
+        ] {
             for (i, r) in refs.iter().enumerate() {
                 if !defs.contains_key(&r.source) {
                     let idx = i.to_string();
                     let section = format!("{kind}s");
-                    return Err(err(&["services", name, &section, &idx], format!("service {name:?} refers to undefined {kind} {}", r.source)));
+                    return Err(err(
+                        &["services", name, &section, &idx],
+                        format!("service {name:?} refers to undefined {kind} {}", r.source),
+                    ));
                 }
             }
         }
         if svc.container_name.is_some() && svc.replicas() > 1 {
             return Err(err(
                 &["services", name, "container_name"],
-                format!("services.{name}: can't set container_name and {name} as container name must be unique (scale is {})", svc.replicas()),
+                format!(
+                    "services.{name}: can't set container_name and {name} as container name must be unique (scale is {})",
+                    svc.replicas()
+                ),
             ));
         }
     }
@@ -113,7 +149,12 @@ pub fn check_cycles(project: &Project, tree: &Node, sources: &Sources) -> Result
     let edges: BTreeMap<&str, Vec<&str>> = project
         .services
         .iter()
-        .map(|(n, s)| (n.as_str(), s.depends_on.keys().map(String::as_str).collect()))
+        .map(|(n, s)| {
+            (
+                n.as_str(),
+                s.depends_on.keys().map(String::as_str).collect(),
+            )
+        })
         .collect();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     for start in edges.keys() {
@@ -122,7 +163,10 @@ pub fn check_cycles(project: &Project, tree: &Node, sources: &Sources) -> Result
             let first = cycle[0];
             let second = cycle.get(1).copied().unwrap_or(first);
             let loc = loc_at(tree, &["services", first, "depends_on", second]);
-            return Err(sources.error_at(loc, format!("dependency cycle detected: {}", cycle.join(" -> "))));
+            return Err(sources.error_at(
+                loc,
+                format!("dependency cycle detected: {}", cycle.join(" -> ")),
+            ));
         }
     }
     Ok(())

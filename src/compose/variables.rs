@@ -61,11 +61,23 @@ fn scan(s: &str, out: &mut BTreeMap<String, Variable>) {
                 }
                 let Some(end) = end else { return };
                 let inner: String = chars[i + 2..end].iter().collect();
-                let name_len = inner.find(|c: char| !is_name_char(c)).unwrap_or(inner.len());
+                let name_len = inner
+                    .find(|c: char| !is_name_char(c))
+                    .unwrap_or(inner.len());
                 let (name, rest) = inner.split_at(name_len);
                 if !name.is_empty() {
-                    let mut v = Variable { name: name.to_string(), ..Variable::default() };
-                    for (op, kind) in [(":-", 0), (":?", 1), (":+", 2), ("-", 0), ("?", 1), ("+", 2)] {
+                    let mut v = Variable {
+                        name: name.to_string(),
+                        ..Variable::default()
+                    };
+                    for (op, kind) in [
+                        (":-", 0),
+                        (":?", 1),
+                        (":+", 2),
+                        ("-", 0),
+                        ("?", 1),
+                        ("+", 2),
+                    ] {
                         if let Some(arg) = rest.strip_prefix(op) {
                             match kind {
                                 0 => v.default = Some(arg.to_string()),
@@ -76,7 +88,10 @@ fn scan(s: &str, out: &mut BTreeMap<String, Variable>) {
                             break;
                         }
                     }
-                    let entry = out.entry(name.to_string()).or_insert_with(|| Variable { name: name.to_string(), ..Variable::default() });
+                    let entry = out.entry(name.to_string()).or_insert_with(|| Variable {
+                        name: name.to_string(),
+                        ..Variable::default()
+                    });
                     entry.required |= v.required;
                     if entry.default.is_none() {
                         entry.default = v.default;
@@ -88,9 +103,15 @@ fn scan(s: &str, out: &mut BTreeMap<String, Variable>) {
                 i = end + 1;
             }
             Some(c) if is_name_char(*c) && !c.is_ascii_digit() => {
-                let name: String = chars[i + 1..].iter().take_while(|c| is_name_char(**c)).collect();
+                let name: String = chars[i + 1..]
+                    .iter()
+                    .take_while(|c| is_name_char(**c))
+                    .collect();
                 i += 1 + name.chars().count();
-                out.entry(name.clone()).or_insert_with(|| Variable { name, ..Variable::default() });
+                out.entry(name.clone()).or_insert_with(|| Variable {
+                    name,
+                    ..Variable::default()
+                });
             }
             _ => i += 1,
         }

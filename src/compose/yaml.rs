@@ -202,13 +202,27 @@ pub fn parse(src: &str, file: FileId) -> Result<Node, ParseError> {
     // YAML 1.2 booleans only: `FOO: yes` stays the string "yes" (compose-go uses yaml.v3,
     // which does the same for untyped values), and `0440` stays "0440" so that file modes
     // can be read as octal later instead of being silently turned into 440.
+    // Compose files reuse one `x-` anchor across every service (`<<: *common`), so the
+    // alias/anchor *ratio* guard would reject ordinary 100-service files; the absolute caps on
+    // aliases and replayed events still stop alias bombs.
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.enforce_alias_anchor_ratio = false;
     let opts = serde_saphyr::options! {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
         with_snippet: false,
+        budget: Some(budget),
     };
     if src.trim().is_empty() {
-        return Ok(Node::new(Value::Map(IndexMap::new()), Loc { file, line: 1, col: 1, offset: 0 }));
+        return Ok(Node::new(
+            Value::Map(IndexMap::new()),
+            Loc {
+                file,
+                line: 1,
+                col: 1,
+                offset: 0,
+            },
+        ));
     }
     let raw: Option<RawNode> = serde_saphyr::from_str_with_options(src, opts).map_err(|e| {
         let (line, col) = e
@@ -217,12 +231,25 @@ pub fn parse(src: &str, file: FileId) -> Result<Node, ParseError> {
             .unwrap_or((1, 1));
         ParseError {
             message: error_text(&e),
-            loc: Loc { file, line, col, offset: offset_of(src, line, col) },
+            loc: Loc {
+                file,
+                line,
+                col,
+                offset: offset_of(src, line, col),
+            },
         }
     })?;
     let mut node = match raw {
         Some(r) => r.0,
-        None => Node::new(Value::Map(IndexMap::new()), Loc { file, line: 1, col: 1, offset: 0 }),
+        None => Node::new(
+            Value::Map(IndexMap::new()),
+            Loc {
+                file,
+                line: 1,
+                col: 1,
+                offset: 0,
+            },
+        ),
     };
     node.set_file(file);
     if node.is_null() {
@@ -342,7 +369,9 @@ impl<'de> Visitor<'de> for RawVisitor {
         Ok(RawValue(Value::Str(s)))
     }
     fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<RawValue, E> {
-        Ok(RawValue(Value::Str(String::from_utf8_lossy(b).into_owned())))
+        Ok(RawValue(Value::Str(
+            String::from_utf8_lossy(b).into_owned(),
+        )))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<RawValue, A::Error> {
         let mut items = Vec::new();
@@ -409,8 +438,38 @@ mod tests {
     }
 
     #[test]
+    fn one_anchor_merged_into_many_services() {
+        let mut src = String::from("x-c: &c\n  image: busybox\nservices:\n");
+        for i in 0..300 {
+            src.push_str(&format!("  s{i}:\n    <<: *c\n"));
+        }
+        let n = parse(&src, 0).unwrap();
+        assert_eq!(
+            n.get("services").and_then(Node::as_map).map(|m| m.len()),
+            Some(300)
+        );
+    }
+
+    #[test]
+    fn alias_bomb_is_refused_not_expanded() {
+        let mut src = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut prev = 'a';
+        for c in 'b'..='m' {
+            src.push_str(&format!("{c}: &{c} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+            prev = c;
+        }
+        assert!(parse(&src, 0).is_err());
+    }
+
+    #[test]
     fn empty_document_is_empty_map() {
         assert_eq!(parse("", 0).unwrap().as_map().map(|m| m.len()), Some(0));
-        assert_eq!(parse("# only a comment\n", 0).unwrap().as_map().map(|m| m.len()), Some(0));
+        assert_eq!(
+            parse("# only a comment\n", 0)
+                .unwrap()
+                .as_map()
+                .map(|m| m.len()),
+            Some(0)
+        );
     }
 }

@@ -99,7 +99,10 @@ pub fn build(project: &Project) -> ResourceGraph {
             let target = link.split(':').next().unwrap_or_default();
             edges.push((Resource::Service(target.to_string()), Edge::Link));
         }
-        for ns in [&svc.network_mode, &svc.ipc, &svc.pid].into_iter().flatten() {
+        for ns in [&svc.network_mode, &svc.ipc, &svc.pid]
+            .into_iter()
+            .flatten()
+        {
             if let Some(target) = ns.strip_prefix("service:") {
                 edges.push((Resource::Service(target.to_string()), Edge::Namespace));
             }
@@ -152,7 +155,9 @@ impl ResourceGraph {
 
     /// What `r` needs, with the reason.
     pub fn dependencies(&self, r: &Resource) -> Vec<(&Resource, Edge)> {
-        let Some(i) = self.index.get(r) else { return Vec::new() };
+        let Some(i) = self.index.get(r) else {
+            return Vec::new();
+        };
         let mut out: Vec<(&Resource, Edge)> = self
             .graph
             .edges(*i)
@@ -180,7 +185,11 @@ impl ResourceGraph {
     /// a cycle (the loader rejects cycles, so this only happens for hand-built graphs).
     pub fn creation_order(&self) -> Result<Vec<&Resource>, String> {
         match toposort(&self.graph, None) {
-            Ok(order) => Ok(order.into_iter().rev().filter_map(|i| self.graph.node_weight(i)).collect()),
+            Ok(order) => Ok(order
+                .into_iter()
+                .rev()
+                .filter_map(|i| self.graph.node_weight(i))
+                .collect()),
             Err(cycle) => Err(self
                 .graph
                 .node_weight(cycle.node_id())
@@ -199,14 +208,25 @@ impl ResourceGraph {
                 Resource::Volume(_) => "cylinder",
                 Resource::Service(_) => "box",
             };
-            let _ = writeln!(out, "  \"{}\" [label=\"{}\", shape={shape}];", escape(&r.id()), escape(r.label()));
+            let _ = writeln!(
+                out,
+                "  \"{}\" [label=\"{}\", shape={shape}];",
+                escape(&r.id()),
+                escape(r.label())
+            );
         }
         for (a, b, e) in self.edges() {
             let style = match e {
                 Edge::UsesNetwork | Edge::UsesVolume => ", style=dashed",
                 _ => "",
             };
-            let _ = writeln!(out, "  \"{}\" -> \"{}\" [label=\"{}\"{style}];", escape(&a.id()), escape(&b.id()), e.label());
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\" [label=\"{}\"{style}];",
+                escape(&a.id()),
+                escape(&b.id()),
+                e.label()
+            );
         }
         out.push_str("}\n");
         out

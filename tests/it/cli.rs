@@ -10,9 +10,23 @@ fn fixtures() -> PathBuf {
 
 /// Run wharf in `dir`; return (exit code, stdout, stderr) with the fixture path made stable.
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = wharf().current_dir(dir).args(args).output().expect("run wharf");
-    let clean = |b: &[u8]| String::from_utf8_lossy(b).replace(&fixtures().to_string_lossy().to_string(), "[FIXTURES]");
-    (out.status.code().unwrap_or(-1), clean(&out.stdout), clean(&out.stderr))
+    let (code, out, err) = run_raw(dir, args);
+    let clean = |s: String| s.replace(&fixtures().to_string_lossy().to_string(), "[FIXTURES]");
+    (code, clean(out), clean(err))
+}
+
+fn run_raw(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = wharf()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run wharf");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
 }
 
 #[test]
@@ -27,8 +41,8 @@ fn config_yaml_of_basic_fixture() {
 #[test]
 fn config_json_is_the_same_model() {
     let dir = fixtures().join("basic");
-    let (_, yaml, _) = run(&dir, &["config"]);
-    let (code, json, _) = run(&dir, &["config", "--format", "json"]);
+    let (_, yaml, _) = run_raw(&dir, &["config"]);
+    let (code, json, _) = run_raw(&dir, &["config", "--format", "json"]);
     assert_eq!(code, 0);
     let from_yaml: serde_json::Value = serde_saphyr::from_str(&yaml).expect("yaml output parses");
     let from_json: serde_json::Value = serde_json::from_str(&json).expect("json output parses");
@@ -38,10 +52,10 @@ fn config_json_is_the_same_model() {
 #[test]
 fn config_output_is_a_compose_file_that_loads_to_the_same_model() {
     let dir = fixtures().join("basic");
-    let (_, first, _) = run(&dir, &["config"]);
+    let (_, first, _) = run_raw(&dir, &["config"]);
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("compose.yaml"), &first).expect("write");
-    let (code, second, err) = run(tmp.path(), &["config"]);
+    let (code, second, err) = run_raw(tmp.path(), &["config"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(first, second);
 }
@@ -52,13 +66,20 @@ fn config_queries() {
     assert_eq!(run(&dir, &["config", "--services"]).1, "api\nweb\n");
     assert_eq!(run(&dir, &["config", "--volumes"]).1, "cache\n");
     assert_eq!(run(&dir, &["config", "--networks"]).1, "default\n");
-    assert_eq!(run(&dir, &["config", "--images"]).1, "busybox:latest\nbusybox:latest\n");
+    assert_eq!(
+        run(&dir, &["config", "--images"]).1,
+        "busybox:latest\nbusybox:latest\n"
+    );
     let (code, out, _) = run(&dir, &["config", "--hash", "*"]);
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].starts_with("api ") && lines[1].starts_with("web "));
-    assert!(lines.iter().all(|l| l.split(' ').nth(1).is_some_and(|h| h.len() == 64)));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.split(' ').nth(1).is_some_and(|h| h.len() == 64))
+    );
     let (_, vars, _) = run(&dir, &["config", "--variables"]);
     insta::assert_snapshot!("config_basic_variables", vars);
 }
@@ -67,7 +88,10 @@ fn config_queries() {
 fn config_quiet_exit_codes() {
     let (code, out, _) = run(&fixtures().join("basic"), &["config", "-q"]);
     assert_eq!((code, out.as_str()), (0, ""));
-    let (code, _, err) = run(&fixtures().join("errors"), &["-f", "bad-type.yaml", "config", "-q"]);
+    let (code, _, err) = run(
+        &fixtures().join("errors"),
+        &["-f", "bad-type.yaml", "config", "-q"],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("bad-type.yaml:4:"), "{err}");
 }
@@ -86,8 +110,14 @@ fn diagnostics() {
         let (code, out, err) = run(&dir, &["-f", &name, "config"]);
         assert_eq!(code, 1, "{name} should fail");
         assert!(out.is_empty(), "{name}: nothing on stdout");
-        assert!(err.contains(&format!("{name}:")), "{name}: the error names the file: {err}");
-        insta::assert_snapshot!(format!("diagnostic_{}", name.trim_end_matches(".yaml")), err);
+        assert!(
+            err.contains(&format!("{name}:")),
+            "{name}: the error names the file: {err}"
+        );
+        insta::assert_snapshot!(
+            format!("diagnostic_{}", name.trim_end_matches(".yaml")),
+            err
+        );
     }
 }
 
@@ -129,7 +159,11 @@ fn unset_variable_warns_once() {
     let (code, out, err) = run(tmp.path(), &["config", "--images"]);
     assert_eq!(code, 0);
     assert_eq!(out, "busybox:\nbusybox:\n");
-    assert_eq!(err.matches("The \"TAG\" variable is not set").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("The \"TAG\" variable is not set").count(),
+        1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,6 +190,15 @@ fn broken_pipe_exits_zero() {
         .expect("spawn");
     drop(child.stdout.take());
     let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

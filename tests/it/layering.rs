@@ -4,7 +4,9 @@
 use std::path::Path;
 
 const PURE: [&str; 3] = ["compose", "graph", "plan"];
-const SIDE_EFFECTS: [&str; 7] = ["apply", "runtime", "network", "image", "state", "watch", "cli"];
+const SIDE_EFFECTS: [&str; 7] = [
+    "apply", "runtime", "network", "image", "state", "watch", "cli",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read src dir") {
@@ -42,7 +44,11 @@ fn pure_modules_do_not_import_side_effect_modules() {
         for f in files {
             let text = std::fs::read_to_string(&f).expect("read source");
             let bad = offending_lines(&text);
-            assert!(bad.is_empty(), "{} imports a side-effect module: {bad:?}", f.display());
+            assert!(
+                bad.is_empty(),
+                "{} imports a side-effect module: {bad:?}",
+                f.display()
+            );
             checked += 1;
         }
     }
@@ -53,5 +59,8 @@ fn pure_modules_do_not_import_side_effect_modules() {
 fn the_check_catches_an_import() {
     // The check itself must be able to fail.
     assert_eq!(offending_lines("use crate::runtime::Runtime;").len(), 1);
-    assert_eq!(offending_lines("use crate::compose::model; // crate::network in a comment").len(), 0);
+    assert_eq!(
+        offending_lines("use crate::compose::model; // crate::network in a comment").len(),
+        0
+    );
 }

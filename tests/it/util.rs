@@ -11,7 +11,10 @@ pub fn conformance_dir() -> PathBuf {
         if candidate.is_dir() {
             return candidate;
         }
-        assert!(dir.pop(), "the conformance corpus (../shared/conformance) was not found");
+        assert!(
+            dir.pop(),
+            "the conformance corpus (../shared/conformance) was not found"
+        );
     }
 }
 
