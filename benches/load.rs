@@ -73,6 +73,7 @@ fn main() {
     let runs = 50;
     let mut load_times = Vec::with_capacity(runs);
     let mut floor_times = Vec::with_capacity(runs);
+    let mut plain_times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
         let p = compose::load(&opts, &env, NormalizeOptions::default()).expect("load");
@@ -83,6 +84,14 @@ fn main() {
         let text = std::fs::read_to_string(&file).expect("read");
         let v = wharf::compose::yaml::parse(&text, 0).expect("parse");
         floor_times.push(t.elapsed());
+        std::hint::black_box(v);
+
+        let t = Instant::now();
+        let mut budget = serde_saphyr::budget::Budget::default();
+        budget.enforce_alias_anchor_ratio = false;
+        let opts = serde_saphyr::options! { budget: Some(budget), };
+        let v: serde_json::Value = serde_saphyr::from_str_with_options(&text, opts).expect("parse");
+        plain_times.push(t.elapsed());
         std::hint::black_box(v);
     }
     let load = median(load_times);

@@ -233,6 +233,15 @@ pub struct Service {
 }
 
 impl Service {
+    /// The name of replica `n` (1-based): `container_name` when set, else Docker Compose's
+    /// default `<project>-<service>-<n>`.
+    pub fn container_name_for(&self, project: &str, service: &str, n: u64) -> String {
+        match &self.container_name {
+            Some(name) => name.clone(),
+            None => format!("{project}-{service}-{n}"),
+        }
+    }
+
     /// How many containers this service wants: `deploy.replicas`, else `scale`, else 1.
     pub fn replicas(&self) -> u64 {
         self.deploy
@@ -837,6 +846,29 @@ mod tests {
         for bad in ["", "s", "10x", "-1s", "1..2s"] {
             assert!(Duration::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn container_names_follow_docker_compose() {
+        let mut s = Service::default();
+        assert_eq!(s.container_name_for("shop", "web", 2), "shop-web-2");
+        s.container_name = Some("front".into());
+        assert_eq!(s.container_name_for("shop", "web", 1), "front");
+    }
+
+    #[test]
+    fn replicas_prefer_deploy_over_scale() {
+        let mut s = Service {
+            scale: Some(3),
+            ..Service::default()
+        };
+        assert_eq!(s.replicas(), 3);
+        s.deploy = Some(Deploy {
+            replicas: Some(0),
+            ..Deploy::default()
+        });
+        assert_eq!(s.replicas(), 0);
+        assert_eq!(Service::default().replicas(), 1);
     }
 
     #[test]

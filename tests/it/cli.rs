@@ -202,3 +202,72 @@ fn broken_pipe_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn discovery_searches_parents_and_merges_the_override_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("My_Project.v2");
+    std::fs::create_dir_all(root.join("sub/deeper")).expect("mkdir");
+    std::fs::write(
+        root.join("compose.yaml"),
+        "services:\n  web:\n    image: busybox\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("compose.override.yaml"),
+        "services:\n  web:\n    image: nginx\n",
+    )
+    .expect("write");
+    let (code, out, err) = run_raw(&root.join("sub/deeper"), &["config", "--images"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "nginx\n");
+    // The project name comes from the directory, normalized like Docker Compose does.
+    let (_, out, _) = run_raw(&root.join("sub/deeper"), &["config"]);
+    assert!(out.starts_with("name: my_projectv2\n"), "{out}");
+    // COMPOSE_FILE (with a custom separator) replaces discovery.
+    std::fs::write(
+        root.join("other.yaml"),
+        "services:\n  api:\n    image: busybox\n",
+    )
+    .expect("write");
+    let out = wharf()
+        .current_dir(&root)
+        .env("COMPOSE_FILE", "compose.yaml;other.yaml")
+        .env("COMPOSE_PATH_SEPARATOR", ";")
+        .args(["config", "--services"])
+        .output()
+        .expect("run");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "api\nweb\n");
+}
+
+#[test]
+fn extends_cycle_is_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("compose.yaml"),
+        "services:\n  a:\n    image: busybox\n    extends: b\n  b:\n    extends: a\n",
+    )
+    .expect("write");
+    let (code, _, err) = run_raw(tmp.path(), &["config"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("extends cycle detected: a -> b -> a"), "{err}");
+}
+
+#[test]
+fn profiles_and_environment_queries() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("compose.yaml"),
+        "services:\n  a:\n    image: busybox\n  b:\n    image: busybox\n    profiles: [debug, tools]\n",
+    )
+    .expect("write");
+    std::fs::write(tmp.path().join(".env"), "FROM_DOTENV=1\n").expect("write");
+    let (_, out, _) = run_raw(tmp.path(), &["config", "--profiles"]);
+    assert_eq!(out, "debug\ntools\n");
+    let (_, out, _) = run_raw(tmp.path(), &["config", "--services"]);
+    assert_eq!(out, "a\n");
+    let (_, out, _) = run_raw(tmp.path(), &["--profile", "tools", "config", "--services"]);
+    assert_eq!(out, "a\nb\n");
+    let (_, out, _) = run_raw(tmp.path(), &["config", "--environment"]);
+    assert!(out.lines().any(|l| l == "FROM_DOTENV=1"), "{out}");
+}

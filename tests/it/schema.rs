@@ -26,7 +26,14 @@ fn generated_schema_is_up_to_date() {
 fn generated_schema_describes_the_model() {
     let schema = serde_json::to_value(schemars::schema_for!(Project)).expect("json");
     let svc = &schema["$defs"]["Service"]["properties"];
-    for field in ["image", "ports", "volumes", "depends_on", "healthcheck", "environment"] {
+    for field in [
+        "image",
+        "ports",
+        "volumes",
+        "depends_on",
+        "healthcheck",
+        "environment",
+    ] {
         assert!(svc.get(field).is_some(), "Service schema lacks {field}");
     }
 }
