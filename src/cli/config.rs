@@ -148,7 +148,7 @@ pub fn render(project: &compose::Project, format: ConfigFormat) -> anyhow::Resul
     escape_dollars(&mut value);
     Ok(match format {
         ConfigFormat::Json => serde_json::to_string_pretty(&value)? + "\n",
-        ConfigFormat::Yaml => serde_saphyr::to_string(&value)?,
+        ConfigFormat::Yaml => compose::yaml::to_yaml(&value)?,
     })
 }
 

@@ -159,7 +159,9 @@ impl ComposeError {
         let handler =
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
                 .with_context_lines(1)
-                .with_width(100);
+                .with_width(100)
+                // No wrapping: the header holds a path, and output must not depend on its length.
+                .with_wrap_lines(false);
         let mut out = String::new();
         if handler.render_report(&mut out, &report).is_err() {
             return format!("error: {self}\n");

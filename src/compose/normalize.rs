@@ -311,18 +311,7 @@ fn to_project(tree: &Node, sources: &Sources) -> Result<Project, ComposeError> {
                 serde_path_to_error::Segment::Unknown => "?".to_string(),
             })
             .collect();
-        let mut node = tree;
-        for seg in &path {
-            let next = match &node.value {
-                Value::Map(m) => m.get(seg),
-                Value::Seq(s) => seg.parse::<usize>().ok().and_then(|i| s.get(i)),
-                _ => None,
-            };
-            match next {
-                Some(n) => node = n,
-                None => break,
-            }
-        }
+        let node = tree.deepest(&path);
         sources.error_at(
             node.report_loc(),
             format!("{}: {}", path.join("."), e.inner()),

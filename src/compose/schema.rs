@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use super::diag::{ComposeError, Sources};
-use super::yaml::{Node, Value};
+use super::yaml::Node;
 
 const COMPOSE_SCHEMA: &str = include_str!("../../schema/compose-spec.json");
 
@@ -74,12 +74,7 @@ fn crosses_tag(root: &Node, path: &[String]) -> bool {
         return true;
     }
     for seg in path {
-        let next = match &node.value {
-            Value::Map(m) => m.get(seg),
-            Value::Seq(s) => seg.parse::<usize>().ok().and_then(|i| s.get(i)),
-            _ => None,
-        };
-        match next {
+        match node.child(seg) {
             Some(n) if n.tag.is_some() => return true,
             Some(n) => node = n,
             None => return false,
@@ -90,18 +85,7 @@ fn crosses_tag(root: &Node, path: &[String]) -> bool {
 
 /// The deepest node on `path`, plus the unexpected key named by an additionalProperties error.
 fn locate<'a>(root: &'a Node, path: &[String], msg: &str) -> (&'a Node, Option<String>) {
-    let mut node = root;
-    for seg in path {
-        let next = match &node.value {
-            Value::Map(m) => m.get(seg),
-            Value::Seq(s) => seg.parse::<usize>().ok().and_then(|i| s.get(i)),
-            _ => None,
-        };
-        match next {
-            Some(n) => node = n,
-            None => break,
-        }
-    }
+    let node = root.deepest(path);
     let extra = msg
         .split('\'')
         .nth(1)

@@ -10,27 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::diag::{ComposeError, Sources};
 use super::model::Project;
-use super::yaml::{Loc, Node, Value};
+use super::yaml::{Loc, Node};
 
 /// Location of the node at `path` (or of the deepest ancestor that exists).
 pub fn loc_at(tree: &Node, path: &[&str]) -> Loc {
-    let mut node = tree;
-    let mut loc = tree.report_loc();
-    for seg in path {
-        let next = match &node.value {
-            Value::Map(m) => m.get(*seg),
-            Value::Seq(s) => seg.parse::<usize>().ok().and_then(|i| s.get(i)),
-            _ => None,
-        };
-        match next {
-            Some(n) => {
-                node = n;
-                loc = n.report_loc();
-            }
-            None => break,
-        }
-    }
-    loc
+    tree.deepest(path).report_loc()
 }
 
 pub fn validate(project: &Project, tree: &Node, sources: &Sources) -> Result<(), ComposeError> {

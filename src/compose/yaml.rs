@@ -112,6 +112,28 @@ impl Node {
         self.as_map().and_then(|m| m.get(key))
     }
 
+    /// The child named by one path segment: a mapping key, or a sequence index.
+    pub fn child(&self, seg: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(m) => m.get(seg),
+            Value::Seq(s) => seg.parse::<usize>().ok().and_then(|i| s.get(i)),
+            _ => None,
+        }
+    }
+
+    /// The deepest node along `path` (stops where the path leaves the tree), for locating
+    /// diagnostics that come as paths (schema violations, typed-model errors).
+    pub fn deepest<S: AsRef<str>>(&self, path: &[S]) -> &Node {
+        let mut node = self;
+        for seg in path {
+            match node.child(seg.as_ref()) {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node
+    }
+
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
         self.as_map_mut().and_then(|m| m.get_mut(key))
     }
@@ -190,6 +212,13 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
+/// Serialize as YAML the way `wharf config` prints it: long single-line strings (paths) stay
+/// on one line instead of being folded at 80 columns; multi-line strings use `|` blocks.
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, serde_saphyr::ser::Error> {
+    let opts = serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX, };
+    serde_saphyr::to_string_with_options(value, opts)
+}
+
 /// A YAML syntax error (or a document that is not a mapping), located.
 #[derive(Debug, Clone)]
 pub struct ParseError {
@@ -213,16 +242,17 @@ pub fn parse(src: &str, file: FileId) -> Result<Node, ParseError> {
         with_snippet: false,
         budget: Some(budget),
     };
+    let empty = || {
+        let start = Loc {
+            file,
+            line: 1,
+            col: 1,
+            offset: 0,
+        };
+        Node::new(Value::Map(IndexMap::new()), start)
+    };
     if src.trim().is_empty() {
-        return Ok(Node::new(
-            Value::Map(IndexMap::new()),
-            Loc {
-                file,
-                line: 1,
-                col: 1,
-                offset: 0,
-            },
-        ));
+        return Ok(empty());
     }
     let raw: Option<RawNode> = serde_saphyr::from_str_with_options(src, opts).map_err(|e| {
         let (line, col) = e
@@ -241,15 +271,7 @@ pub fn parse(src: &str, file: FileId) -> Result<Node, ParseError> {
     })?;
     let mut node = match raw {
         Some(r) => r.0,
-        None => Node::new(
-            Value::Map(IndexMap::new()),
-            Loc {
-                file,
-                line: 1,
-                col: 1,
-                offset: 0,
-            },
-        ),
+        None => empty(),
     };
     node.set_file(file);
     if node.is_null() {

@@ -470,7 +470,7 @@ fn normalized_models_snapshot() {
         "compose-go/loader-testdata/compose-include.yaml",
     ] {
         let p = load_file(&root.join(rel), &env(&[])).unwrap_or_else(|e| panic!("{}", e.render()));
-        let text = serde_saphyr::to_string(&p.project).expect("yaml");
+        let text = compose::yaml::to_yaml(&p.project).expect("yaml");
         let text = text.replace(&root.to_string_lossy().to_string(), "[CORPUS]");
         let name = rel
             .trim_end_matches("/compose.yaml")
