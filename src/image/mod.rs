@@ -1,2 +1,5 @@
-//! The OCI image store (blobs, layer unpacking, registry pulls, tarball loads). Not built
-//! yet: issue 3.
+//! The OCI image store: image references, content-addressed blobs, layer unpacking, registry
+//! pulls and tarball loads (issue 3). Built so far: [`reference`], Docker-compatible image
+//! reference parsing and normalization.
+
+pub mod reference;
