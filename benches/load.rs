@@ -111,8 +111,13 @@ fn main() {
         load.as_secs_f64() * 1e3
     );
     println!(
-        "floor (read + untyped YAML parse):     median {:.2} ms",
+        "floor (read + located YAML parse):       median {:.2} ms",
         floor.as_secs_f64() * 1e3
+    );
+    let plain = median(plain_times);
+    println!(
+        "serde-saphyr into serde_json::Value:     median {:.2} ms (no locations)",
+        plain.as_secs_f64() * 1e3
     );
     println!(
         "ratio to floor: {:.1}x",

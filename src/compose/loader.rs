@@ -501,6 +501,15 @@ impl FileLoader<'_> {
             .and_then(Node::as_map)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
+        let any = names.iter().any(|n| {
+            root.get("services")
+                .and_then(|s| s.get(n))
+                .and_then(|s| s.get("extends"))
+                .is_some()
+        });
+        if !any {
+            return Ok(());
+        }
         let snapshot = root.clone();
         for name in names {
             let has = snapshot

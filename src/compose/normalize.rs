@@ -300,6 +300,10 @@ fn read_raw_env_file(path: &Path) -> Result<IndexMap<String, String>, ComposeErr
 /// Deserialize the typed model; a failure points at the attribute that did not fit.
 fn to_project(tree: &Node, sources: &Sources) -> Result<Project, ComposeError> {
     let json = tree.to_json();
+    // Fast path: plain deserialization; only on failure pay for path tracking to locate it.
+    if let Ok(p) = <Project as serde::Deserialize>::deserialize(&json) {
+        return Ok(p);
+    }
     serde_path_to_error::deserialize::<_, Project>(json).map_err(|e| {
         let path: Vec<String> = e
             .path()

@@ -32,6 +32,10 @@ pub fn validate(root: &Node, sources: &Sources) -> Result<(), ComposeError> {
         ));
     };
     let instance = root.to_json();
+    // The common case is a valid file: the boolean check is much cheaper than collecting errors.
+    if validator.is_valid(&instance) {
+        return Ok(());
+    }
     let mut violations: Vec<(Vec<String>, String)> = Vec::new();
     for err in validator.iter_errors(&instance) {
         let pointer = err.instance_path().as_str().to_string();

@@ -142,7 +142,7 @@ pub fn check_cycles(project: &Project, tree: &Node, sources: &Sources) -> Result
         .collect();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     for start in edges.keys() {
-        let mut path: Vec<&str> = Vec::new();
+        let mut path = Path::default();
         if let Some(cycle) = visit(start, &edges, &mut path, &mut done) {
             let first = cycle[0];
             let second = cycle.get(1).copied().unwrap_or(first);
@@ -156,27 +156,38 @@ pub fn check_cycles(project: &Project, tree: &Node, sources: &Sources) -> Result
     Ok(())
 }
 
+/// The current DFS path, with a set beside the list so that "is it on the path" is not a scan
+/// (a 200-service dependency chain would otherwise make the check quadratic).
+#[derive(Default)]
+struct Path<'a> {
+    order: Vec<&'a str>,
+    members: BTreeSet<&'a str>,
+}
+
 fn visit<'a>(
     node: &'a str,
     edges: &BTreeMap<&'a str, Vec<&'a str>>,
-    path: &mut Vec<&'a str>,
+    path: &mut Path<'a>,
     done: &mut BTreeSet<&'a str>,
 ) -> Option<Vec<&'a str>> {
-    if let Some(pos) = path.iter().position(|n| *n == node) {
-        let mut cycle = path[pos..].to_vec();
+    if path.members.contains(node) {
+        let pos = path.order.iter().position(|n| *n == node).unwrap_or(0);
+        let mut cycle = path.order[pos..].to_vec();
         cycle.push(node);
         return Some(cycle);
     }
     if done.contains(node) {
         return None;
     }
-    path.push(node);
+    path.order.push(node);
+    path.members.insert(node);
     for next in edges.get(node).into_iter().flatten() {
         if let Some(c) = visit(next, edges, path, done) {
             return Some(c);
         }
     }
-    path.pop();
+    path.order.pop();
+    path.members.remove(node);
     done.insert(node);
     None
 }

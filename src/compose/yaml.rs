@@ -419,18 +419,42 @@ struct RawKey(String);
 
 impl<'de> Deserialize<'de> for RawKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let RawValue(v) = RawValue::deserialize(d)?;
-        let text = match v {
-            Value::Null => "null".to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => format_float(f),
-            Value::Str(s) => s,
-            Value::Seq(_) | Value::Map(_) => {
-                return Err(de::Error::custom("a mapping key must be a scalar"));
-            }
-        };
-        Ok(RawKey(text))
+        d.deserialize_any(KeyVisitor)
+    }
+}
+
+/// Keys straight to text (a key is nearly always a plain string; no `Value` in between).
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = RawKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a scalar mapping key")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<RawKey, E> {
+        Ok(RawKey(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<RawKey, E> {
+        Ok(RawKey(s))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<RawKey, E> {
+        Ok(RawKey(b.to_string()))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<RawKey, E> {
+        Ok(RawKey(i.to_string()))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<RawKey, E> {
+        Ok(RawKey(u.to_string()))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<RawKey, E> {
+        Ok(RawKey(format_float(f)))
+    }
+    fn visit_unit<E>(self) -> Result<RawKey, E> {
+        Ok(RawKey("null".to_string()))
+    }
+    fn visit_none<E>(self) -> Result<RawKey, E> {
+        Ok(RawKey("null".to_string()))
     }
 }
 
