@@ -271,3 +271,24 @@ fn profiles_and_environment_queries() {
     let (_, out, _) = run_raw(tmp.path(), &["config", "--environment"]);
     assert!(out.lines().any(|l| l == "FROM_DOTENV=1"), "{out}");
 }
+
+#[test]
+fn no_interpolate_no_normalize_no_path_resolution() {
+    let dir = fixtures().join("basic");
+    let (code, out, _) = run_raw(&dir, &["config", "--no-interpolate"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("GREETING: $${GREETING:-hello}"), "{out}");
+    let (_, out, _) = run_raw(&dir, &["config", "--no-normalize"]);
+    assert!(
+        !out.contains("basic_default"),
+        "no implicit default network: {out}"
+    );
+    assert!(!out.contains("default: null"), "{out}");
+    let (_, out, _) = run_raw(&dir, &["config", "--no-path-resolution"]);
+    assert!(out.contains("source: ./html"), "{out}");
+    let (_, out, _) = run_raw(&dir, &["config"]);
+    assert!(
+        out.contains(&format!("source: {}/html", dir.display())),
+        "{out}"
+    );
+}
