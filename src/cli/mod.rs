@@ -7,6 +7,7 @@
 
 mod config;
 mod graph;
+mod image;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -84,6 +85,12 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Print the dependency graph of networks, volumes and services (DOT or Mermaid)
     Graph(graph::GraphArgs),
+    /// Manage the local image store
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Build the busybox test image as an OCI layout (for tests and the example)
+    #[command(hide = true, name = "__fixture")]
+    Fixture(image::FixtureArgs),
     /// Show the wharf version
     Version,
 }
@@ -163,6 +170,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Graph(args) => graph::run(&cli.global, args),
+        Command::Image(cmd) => image::run(cmd),
+        Command::Fixture(args) => image::build_fixture(args),
         Command::Version => {
             print(&format!("wharf version {}\n", env!("CARGO_PKG_VERSION")))?;
             Ok(0)

@@ -1,5 +1,15 @@
-//! The OCI image store: image references, content-addressed blobs, layer unpacking, registry
-//! pulls and tarball loads (issue 3). Built so far: [`reference`], Docker-compatible image
-//! reference parsing and normalization.
+//! The OCI image store (issue 3): what `image:` in a Compose file resolves to, as root
+//! filesystem layers the runtime can mount.
+//!
+//! [`reference`] parses and normalizes image names like Docker; [`store`] is the
+//! content-addressed store under the state root (blobs verified while they stream in, each
+//! layer unpacked once and shared as an overlayfs lower dir); [`unpack`] turns one layer tar
+//! into such a directory, safely (no entry may escape it) and atomically; [`layout`] imports
+//! OCI layouts and `docker save`/OCI archives; [`fixture`] builds the project's own test image
+//! from Debian's busybox-static. Registry pulls are still to come.
 
+pub mod fixture;
+pub mod layout;
 pub mod reference;
+pub mod store;
+pub mod unpack;

@@ -415,7 +415,7 @@ fn is_path_component(component: &str) -> bool {
 }
 
 /// `[\w][\w.-]{0,127}` with `\w` = `[A-Za-z0-9_]`.
-fn is_tag(tag: &str) -> bool {
+pub fn is_tag(tag: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     tag.len() <= TAG_MAX_LEN
         && tag.as_bytes().first().is_some_and(|&b| word(b))
