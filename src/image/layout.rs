@@ -196,14 +196,56 @@ fn reference_for(
 trait Source<'s> {
     /// Where `digest` is read from, for messages.
     fn location(&self, digest: &str) -> String;
-    /// Stages `digest` (verified against its digest and `size`).
+    /// Stages a blob the store does not have yet, from this source (verified against its
+    /// digest and `size`). `hex` is the digest's validated hex part.
+    fn stage_new(
+        &mut self,
+        store: &'s Store,
+        blob: &BlobId<'_>,
+        hex: &str,
+        size: u64,
+    ) -> Result<StagedBlob<'s>>;
+
+    /// Stages `digest` (verified against its digest and `size`); a blob the store already
+    /// has is not read again.
     fn stage(
         &mut self,
         store: &'s Store,
         digest: &str,
         size: u64,
         image: &str,
-    ) -> Result<StagedBlob<'s>>;
+    ) -> Result<StagedBlob<'s>> {
+        let blob = BlobId {
+            digest,
+            image,
+            location: self.location(digest),
+        };
+        let hex = store::digest_hex(digest).map_err(|e| blob.error(e))?;
+        if store.has_blob(digest) {
+            return store
+                .stage_blob(io::empty(), Some(digest), Some(size))
+                .map_err(|e| blob.error(e));
+        }
+        self.stage_new(store, &blob, hex, size)
+    }
+}
+
+/// Which blob of which image is being staged, and where from: what every error names.
+struct BlobId<'a> {
+    digest: &'a str,
+    image: &'a str,
+    location: String,
+}
+
+impl BlobId<'_> {
+    fn error(&self, source: StoreError) -> LayoutError {
+        LayoutError::Blob {
+            digest: self.digest.to_string(),
+            location: self.location.clone(),
+            image: self.image.to_string(),
+            source: Box::new(source),
+        }
+    }
 }
 
 struct Import<'s> {
@@ -517,26 +559,15 @@ impl<'s> Source<'s> for DirSource {
         }
     }
 
-    fn stage(
+    fn stage_new(
         &mut self,
         store: &'s Store,
-        digest: &str,
+        blob: &BlobId<'_>,
+        hex: &str,
         size: u64,
-        image: &str,
     ) -> Result<StagedBlob<'s>> {
-        let location = self.location(digest);
-        let blob_err = |source| LayoutError::Blob {
-            digest: digest.to_string(),
-            location: location.clone(),
-            image: image.to_string(),
-            source: Box::new(source),
-        };
-        let hex = store::digest_hex(digest).map_err(blob_err)?;
-        if store.has_blob(digest) {
-            return store
-                .stage_blob(io::empty(), Some(digest), Some(size))
-                .map_err(blob_err);
-        }
+        let (digest, image, location) = (blob.digest, blob.image, blob.location.clone());
+        let blob_err = |source| blob.error(source);
         let path = self.dir.join("blobs/sha256").join(hex);
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -746,26 +777,15 @@ impl<'s> Source<'s> for ArchiveSource<'s> {
         }
     }
 
-    fn stage(
+    fn stage_new(
         &mut self,
-        store: &'s Store,
-        digest: &str,
+        _store: &'s Store,
+        blob: &BlobId<'_>,
+        hex: &str,
         size: u64,
-        image: &str,
     ) -> Result<StagedBlob<'s>> {
-        let location = self.location(digest);
-        let blob_err = |source| LayoutError::Blob {
-            digest: digest.to_string(),
-            location: location.clone(),
-            image: image.to_string(),
-            source: Box::new(source),
-        };
-        let hex = store::digest_hex(digest).map_err(blob_err)?;
-        if store.has_blob(digest) {
-            return store
-                .stage_blob(io::empty(), Some(digest), Some(size))
-                .map_err(blob_err);
-        }
+        let (digest, image, location) = (blob.digest, blob.image, blob.location.clone());
+        let blob_err = |source| blob.error(source);
         let name = format!("blobs/sha256/{hex}");
         if !self.has(&name) {
             return Err(LayoutError::MissingBlob {
