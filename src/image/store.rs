@@ -426,19 +426,26 @@ pub fn is_index(media_type: &MediaType) -> bool {
     matches!(media_type, MediaType::ImageIndex) || media_type.as_ref() == MEDIA_DOCKER_LIST
 }
 
-/// Parses a manifest blob, accepting OCI and Docker schema 2 manifests, refusing indexes.
-pub fn parse_manifest(digest: &str, bytes: &[u8]) -> Result<ImageManifest> {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-    }
-    let probe: Probe =
+/// The two fields that tell a manifest from an index, read before parsing either.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(rename = "mediaType")]
+    media_type: Option<String>,
+    manifests: Option<serde_json::Value>,
+}
+
+impl Probe {
+    fn read(digest: &str, bytes: &[u8]) -> Result<Probe> {
         serde_json::from_slice(bytes).map_err(|source| StoreError::ParseManifest {
             digest: digest.to_string(),
             source,
-        })?;
+        })
+    }
+}
+
+/// Parses a manifest blob, accepting OCI and Docker schema 2 manifests, refusing indexes.
+pub fn parse_manifest(digest: &str, bytes: &[u8]) -> Result<ImageManifest> {
+    let probe = Probe::read(digest, bytes)?;
     match probe.media_type.as_deref() {
         None if probe.manifests.is_some() => {
             return Err(StoreError::NotAManifest {
@@ -959,17 +966,7 @@ impl Store {
             return Ok(());
         }
         let bytes = self.read_blob_limited(digest, MAX_JSON_BYTES)?;
-        #[derive(Deserialize)]
-        struct Probe {
-            #[serde(rename = "mediaType")]
-            media_type: Option<String>,
-            manifests: Option<serde_json::Value>,
-        }
-        let probe: Probe =
-            serde_json::from_slice(&bytes).map_err(|source| StoreError::ParseManifest {
-                digest: digest.to_string(),
-                source,
-            })?;
+        let probe = Probe::read(digest, &bytes)?;
         let is_index = match probe.media_type.as_deref() {
             Some(mt) => is_index(&MediaType::from(mt)),
             None => probe.manifests.is_some(),
