@@ -403,7 +403,7 @@ impl<'s> Import<'s> {
     }
 }
 
-fn check_config(bytes: &[u8], digest: &str, location: &str) -> Result<ImageConfiguration> {
+pub(super) fn check_config(bytes: &[u8], digest: &str, location: &str) -> Result<ImageConfiguration> {
     serde_json::from_slice(bytes).map_err(|source| LayoutError::Parse {
         file: format!("image config {digest} ({location})"),
         source,
@@ -412,7 +412,7 @@ fn check_config(bytes: &[u8], digest: &str, location: &str) -> Result<ImageConfi
 
 /// The host's manifest in an index: linux + [`host_arch`]; an index of one entry without
 /// platform is taken as is.
-fn select_platform<'i>(
+pub(super) fn select_platform<'i>(
     index: &'i ImageIndex,
     digest: &str,
     location: &str,

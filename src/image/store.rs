@@ -332,6 +332,82 @@ impl Drop for StagedBlob<'_> {
     }
 }
 
+/// A blob being written into `tmp/`; see [`Store::blob_writer`]. Dropping it unfinished
+/// removes the temporary file.
+#[derive(Debug)]
+pub struct BlobWriter<'s> {
+    staged: StagedBlob<'s>,
+    file: File,
+    hasher: Sha256,
+    expected: Option<String>,
+    size: Option<u64>,
+    written: u64,
+}
+
+impl<'s> BlobWriter<'s> {
+    /// What the blob is called in errors: its expected digest, or "a new blob".
+    fn what(&self) -> &str {
+        self.expected.as_deref().unwrap_or("a new blob")
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends a chunk. More bytes than the announced size is an error at once, so a lying
+    /// source cannot fill the disk.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        let written = self.written + chunk.len() as u64;
+        if let Some(size) = self.size.filter(|&s| written > s) {
+            return Err(StoreError::SizeMismatch {
+                digest: self.what().to_string(),
+                expected: size,
+                actual: written,
+            });
+        }
+        self.hasher.update(chunk);
+        if let Some(tmp) = &self.staged.tmp {
+            self.file.write_all(chunk).map_err(io_err("writing", tmp))?;
+        }
+        self.written = written;
+        Ok(())
+    }
+
+    /// Checks size and digest and fsyncs the file; the blob is then staged, not yet
+    /// visible (see [`StagedBlob::commit`]).
+    pub fn finish(self) -> Result<StagedBlob<'s>> {
+        let BlobWriter {
+            mut staged,
+            file,
+            hasher,
+            expected,
+            size,
+            written,
+        } = self;
+        let what = expected.as_deref().unwrap_or("a new blob");
+        if let Some(size) = size.filter(|&s| s != written) {
+            return Err(StoreError::SizeMismatch {
+                digest: what.to_string(),
+                expected: size,
+                actual: written,
+            });
+        }
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if let Some(expected) = expected
+            && actual != expected
+        {
+            return Err(StoreError::DigestMismatch { expected, actual });
+        }
+        if let Some(tmp) = &staged.tmp {
+            file.sync_all().map_err(io_err("syncing", tmp))?;
+        }
+        staged.digest = actual;
+        staged.size = written;
+        Ok(staged)
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -443,6 +519,17 @@ impl Probe {
     }
 }
 
+/// Whether a manifest-or-index document (as a registry returns it for a tag) is an index:
+/// its `mediaType` says so, or it has none and lists `manifests`.
+pub fn is_index_document(digest: &str, bytes: &[u8]) -> Result<bool> {
+    let probe = Probe::read(digest, bytes)?;
+    Ok(match probe.media_type.as_deref() {
+        Some(MEDIA_OCI_INDEX) | Some(MEDIA_DOCKER_LIST) => true,
+        None => probe.manifests.is_some(),
+        Some(_) => false,
+    })
+}
+
 /// Parses a manifest blob, accepting OCI and Docker schema 2 manifests, refusing indexes.
 pub fn parse_manifest(digest: &str, bytes: &[u8]) -> Result<ImageManifest> {
     let probe = Probe::read(digest, bytes)?;
@@ -488,7 +575,7 @@ impl Store {
     /// Opens (creating if needed) the store at `root`: `blobs/sha256`, `layers`, `refs`,
     /// `tmp`.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["blobs/sha256", "layers", "refs", "tmp"] {
+        for sub in ["blobs/sha256", "layers", "refs", "tmp", "locks"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
         }
@@ -587,47 +674,14 @@ impl Store {
         expected: Option<&str>,
         size: Option<u64>,
     ) -> Result<StagedBlob<'_>> {
-        let lock = self.lock_shared()?;
-        if let Some(expected) = expected {
-            digest_hex(expected)?;
-            if self.has_blob(expected) {
-                let path = self.blob_path(expected)?;
-                let actual = fs::metadata(&path)
-                    .map_err(io_err("inspecting", &path))?
-                    .len();
-                if let Some(size) = size.filter(|&s| s != actual) {
-                    return Err(StoreError::SizeMismatch {
-                        digest: expected.to_string(),
-                        expected: size,
-                        actual,
-                    });
-                }
-                return Ok(StagedBlob {
-                    store: self,
-                    digest: expected.to_string(),
-                    size: actual,
-                    tmp: None,
-                    _lock: lock,
-                });
-            }
+        if let Some(existing) = self.existing_blob(expected, size)? {
+            return Ok(existing);
         }
-        let (tmp, mut file) = create_tmp(&self.root.join("tmp"), "blob")?;
-        // From here on, the staged value owns the temporary file and removes it on error.
-        let mut staged = StagedBlob {
-            store: self,
-            digest: String::new(),
-            size: 0,
-            tmp: Some(tmp.clone()),
-            _lock: lock,
-        };
-        let what = expected.unwrap_or("a new blob");
-        let mut hasher = Sha256::new();
-        let mut reader = reader;
+        let mut writer = self.blob_writer(expected, size)?;
         // Read at most one byte past the expected size so a lying stream cannot fill the disk.
         let limit = size.map_or(u64::MAX, |s| s.saturating_add(1));
-        let mut reader = (&mut reader).take(limit);
+        let mut reader = reader.take(limit);
         let mut buf = vec![0u8; 128 * 1024];
-        let mut total: u64 = 0;
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -635,37 +689,74 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
                     return Err(StoreError::ReadSource {
-                        expected: what.to_string(),
+                        expected: writer.what().to_string(),
                         source,
                     });
                 }
             };
-            let chunk = buf.get(..n).unwrap_or_default();
-            hasher.update(chunk);
-            file.write_all(chunk).map_err(io_err("writing", &tmp))?;
-            total += n as u64;
+            writer.write(buf.get(..n).unwrap_or_default())?;
         }
-        // The size first: a stream longer than announced was cut short above.
-        if let Some(size) = size.filter(|&s| s != total) {
+        writer.finish()
+    }
+
+    /// The stored blob `expected` as an already-committed [`StagedBlob`], if the store has
+    /// it (checking `size`, if given); `None` when it must be fetched.
+    pub fn existing_blob(
+        &self,
+        expected: Option<&str>,
+        size: Option<u64>,
+    ) -> Result<Option<StagedBlob<'_>>> {
+        let Some(expected) = expected else {
+            return Ok(None);
+        };
+        digest_hex(expected)?;
+        if !self.has_blob(expected) {
+            return Ok(None);
+        }
+        let lock = self.lock_shared()?;
+        let path = self.blob_path(expected)?;
+        let actual = fs::metadata(&path)
+            .map_err(io_err("inspecting", &path))?
+            .len();
+        if let Some(size) = size.filter(|&s| s != actual) {
             return Err(StoreError::SizeMismatch {
-                digest: what.to_string(),
+                digest: expected.to_string(),
                 expected: size,
-                actual: total,
+                actual,
             });
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        Ok(Some(StagedBlob {
+            store: self,
+            digest: expected.to_string(),
+            size: actual,
+            tmp: None,
+            _lock: lock,
+        }))
+    }
+
+    /// A writer for a new blob in `tmp/`, fed chunk by chunk (a registry download) and
+    /// hashed as it goes; [`BlobWriter::finish`] verifies it against `expected` and `size`.
+    pub fn blob_writer(&self, expected: Option<&str>, size: Option<u64>) -> Result<BlobWriter<'_>> {
         if let Some(expected) = expected {
-            if actual != expected {
-                return Err(StoreError::DigestMismatch {
-                    expected: expected.to_string(),
-                    actual,
-                });
-            }
+            digest_hex(expected)?;
         }
-        file.sync_all().map_err(io_err("syncing", &tmp))?;
-        staged.digest = actual;
-        staged.size = total;
-        Ok(staged)
+        let lock = self.lock_shared()?;
+        let (tmp, file) = create_tmp(&self.root.join("tmp"), "blob")?;
+        Ok(BlobWriter {
+            // From here on, the staged value owns the temporary file and removes it on error.
+            staged: StagedBlob {
+                store: self,
+                digest: String::new(),
+                size: 0,
+                tmp: Some(tmp),
+                _lock: lock,
+            },
+            file,
+            hasher: Sha256::new(),
+            expected: expected.map(str::to_string),
+            size,
+            written: 0,
+        })
     }
 
     fn ref_path(&self, reference: &str) -> PathBuf {
@@ -744,6 +835,29 @@ impl Store {
                 source,
             })?;
         write_atomic(&self.root.join("tmp"), &path, &bytes)
+    }
+
+    /// Holds an exclusive lock for bringing in `reference` (a normalized reference), so
+    /// that concurrent pulls of one image (parallel projects, parallel CI jobs) fetch it
+    /// once: the second waits, then finds the blobs there. Blocks until it is free.
+    pub fn lock_reference(&self, reference: &str) -> Result<StoreLock> {
+        check_reference(reference)?;
+        let name = hex::encode(Sha256::digest(reference.as_bytes()));
+        lock_file(
+            &self.root.join("locks").join(format!("{name}.lock")),
+            FlockArg::LockExclusive,
+        )
+    }
+
+    /// When `reference` was last written (pulled, loaded or tagged), for `pull_policy`
+    /// `daily` and the like; None if there is no such reference.
+    pub fn tagged_at(&self, reference: &str) -> Result<Option<std::time::SystemTime>> {
+        if self.read_ref_for(reference)?.is_none() {
+            return Ok(None);
+        }
+        let path = self.ref_path(reference);
+        let meta = fs::metadata(&path).map_err(io_err("inspecting", &path))?;
+        Ok(meta.modified().ok())
     }
 
     /// The manifest digest `reference` names, if any.
@@ -880,7 +994,14 @@ impl Store {
         Ok(out)
     }
 
-    fn ensure_layer(&self, manifest: &str, layer: &Descriptor, diff_id: &str) -> Result<LayerDir> {
+    /// Makes sure one layer (whose blob is in the store) is unpacked into `layers/<hex>/`
+    /// and matches `diff_id`; see [`Store::ensure_layers`]. `manifest` is named in errors.
+    pub fn ensure_layer(
+        &self,
+        manifest: &str,
+        layer: &Descriptor,
+        diff_id: &str,
+    ) -> Result<LayerDir> {
         let digest = layer.digest().to_string();
         let hex = digest_hex(&digest)?;
         let layers = self.root.join("layers");
@@ -1086,7 +1207,7 @@ mod tests {
     fn open_creates_the_layout() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&tmp.path().join("images")).expect("open");
-        for sub in ["blobs/sha256", "layers", "refs", "tmp"] {
+        for sub in ["blobs/sha256", "layers", "refs", "tmp", "locks"] {
             assert!(store.root().join(sub).is_dir(), "{sub}");
         }
     }
