@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{ExitCode, print};
+use super::{ExitCode, GlobalArgs, print};
 use crate::image::{fixture, layout, reference::Reference, store::Store};
 
 /// Where wharf keeps its state: `WHARF_ROOT`, default `/var/lib/wharf`.
@@ -39,6 +39,8 @@ pub enum ImageCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Pull images from their registries
+    Pull(super::pull::ImagePullArgs),
     /// Remove image references (blobs go with `prune`)
     Rm {
         #[arg(required = true)]
@@ -65,9 +67,10 @@ fn normalized(name: &str) -> anyhow::Result<String> {
     Ok(Reference::parse(name)?.to_string())
 }
 
-pub fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+pub fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let store = open_store()?;
     match cmd {
+        ImageCommand::Pull(args) => return super::pull::run_image_pull(global, args),
         ImageCommand::Ls { quiet } => {
             let mut out = if quiet {
                 String::new()

@@ -8,6 +8,8 @@
 mod config;
 mod graph;
 mod image;
+mod progress;
+mod pull;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -85,6 +87,10 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Print the dependency graph of networks, volumes and services (DOT or Mermaid)
     Graph(graph::GraphArgs),
+    /// Pull the images of the project's services
+    Pull(pull::PullArgs),
+    /// List the images the project's services use
+    Images(pull::ImagesArgs),
     /// Manage the local image store
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -170,7 +176,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Graph(args) => graph::run(&cli.global, args),
-        Command::Image(cmd) => image::run(cmd),
+        Command::Pull(args) => pull::run_pull(&cli.global, args),
+        Command::Images(args) => pull::run_images(&cli.global, args),
+        Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Fixture(args) => image::build_fixture(args),
         Command::Version => {
             print(&format!("wharf version {}\n", env!("CARGO_PKG_VERSION")))?;

@@ -42,7 +42,10 @@ pub enum AuthError {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     Anonymous,
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// A registry token (`registrytoken` in the config) sent as is.
     Bearer(String),
 }
@@ -137,8 +140,8 @@ impl Credentials {
         let hub = registry == "docker.io";
         let entry = self.auths.iter().find_map(|(key, entry)| {
             let host = key_host(key);
-            let matches = host == registry
-                || (hub && (key == DOCKER_HUB_KEY || host == "index.docker.io"));
+            let matches =
+                host == registry || (hub && (key == DOCKER_HUB_KEY || host == "index.docker.io"));
             matches.then_some(entry)
         });
         let Some(entry) = entry else {

@@ -403,7 +403,11 @@ impl<'s> Import<'s> {
     }
 }
 
-pub(super) fn check_config(bytes: &[u8], digest: &str, location: &str) -> Result<ImageConfiguration> {
+pub(super) fn check_config(
+    bytes: &[u8],
+    digest: &str,
+    location: &str,
+) -> Result<ImageConfiguration> {
     serde_json::from_slice(bytes).map_err(|source| LayoutError::Parse {
         file: format!("image config {digest} ({location})"),
         source,

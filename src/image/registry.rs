@@ -332,7 +332,10 @@ fn parse(image: &str) -> Result<Reference> {
         reference: image.to_string(),
         source,
     })?;
-    if parsed.digest().is_some_and(|d| store::digest_hex(d).is_err()) {
+    if parsed
+        .digest()
+        .is_some_and(|d| store::digest_hex(d).is_err())
+    {
         return Err(PullError::UnsupportedDigest {
             image: image.to_string(),
         });
@@ -419,13 +422,13 @@ impl<'a> Session<'a> {
             platform_resolver: None,
             ..ClientConfig::default()
         });
-        let credential = opts
-            .credentials
-            .for_reference(parsed)
-            .map_err(|source| PullError::Credentials {
-                image: image.to_string(),
-                source,
-            })?;
+        let credential =
+            opts.credentials
+                .for_reference(parsed)
+                .map_err(|source| PullError::Credentials {
+                    image: image.to_string(),
+                    source,
+                })?;
         let (auth, credential) = match credential {
             Credential::Anonymous => (RegistryAuth::Anonymous, "none found: anonymous"),
             Credential::Basic { username, password } => {
@@ -471,10 +474,8 @@ impl<'a> Session<'a> {
         } else {
             (top, top_digest, None)
         };
-        let manifest =
-            store::parse_manifest(&manifest_digest, &manifest_bytes).map_err(|e| {
-                self.store_error(e)
-            })?;
+        let manifest = store::parse_manifest(&manifest_digest, &manifest_bytes)
+            .map_err(|e| self.store_error(e))?;
         // The config: small, fetched whole, checked to be an image config.
         let config = manifest.config();
         let config_digest = config.digest().to_string();
@@ -495,7 +496,7 @@ impl<'a> Session<'a> {
                 },
             ));
         }
-        let (config_blob, _) = self.fetch_blob(config, false).await?;
+        let (config_blob, config_downloaded) = self.fetch_blob(config, false).await?;
         let config_bytes = config_blob
             .read_limited(MAX_JSON_BYTES)
             .map_err(|e| self.blob_error(&config_digest, e))?;
@@ -545,7 +546,7 @@ impl<'a> Session<'a> {
             None => self.store.tag(&self.reference, &manifest_digest),
         }
         .map_err(|e| self.store_error(e))?;
-        let downloaded = outcomes.iter().map(|(bytes, _)| bytes).sum::<u64>() + config.size();
+        let downloaded = outcomes.iter().map(|(bytes, _)| bytes).sum::<u64>() + config_downloaded;
         self.observer.event(&Event::Pulled {
             image: self.image,
             manifest: &manifest_digest,
@@ -562,10 +563,7 @@ impl<'a> Session<'a> {
     }
 
     /// A manifest or index, by tag or digest, verified against the digest it was asked by.
-    async fn fetch_manifest(
-        &self,
-        reference: &oci_client::Reference,
-    ) -> Result<(Vec<u8>, String)> {
+    async fn fetch_manifest(&self, reference: &oci_client::Reference) -> Result<(Vec<u8>, String)> {
         let (body, _) = self
             .client
             .pull_manifest_raw(reference, &self.auth, ACCEPT)
@@ -603,7 +601,12 @@ impl<'a> Session<'a> {
 
     /// One layer: fetched and committed unless the store has it, then unpacked (when asked).
     /// Returns (bytes downloaded, whether the blob was already there).
-    async fn layer(&self, layer: &Descriptor, diff_id: &str, manifest: &str) -> Result<(u64, bool)> {
+    async fn layer(
+        &self,
+        layer: &Descriptor,
+        diff_id: &str,
+        manifest: &str,
+    ) -> Result<(u64, bool)> {
         let digest = layer.digest().to_string();
         let (blob, downloaded) = self.fetch_blob(layer, true).await?;
         let cached = !blob.is_new();
