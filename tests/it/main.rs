@@ -3,5 +3,10 @@ mod cli;
 mod conformance;
 mod image;
 mod layering;
+mod registry;
+// Not every test uses every helper of the harness.
+#[allow(dead_code)]
+mod registry_harness;
+mod registry_harness_selftest;
 mod schema;
 mod util;
