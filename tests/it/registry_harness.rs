@@ -1446,7 +1446,7 @@ pub fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
 }
 
 /// Writes `bytes` as a blob of `layout`; returns its digest.
-fn write_layout_blob(layout: &Path, bytes: &[u8]) -> String {
+pub fn write_layout_blob(layout: &Path, bytes: &[u8]) -> String {
     let digest = sha256_digest(bytes);
     let path = layout
         .join("blobs/sha256")
