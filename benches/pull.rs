@@ -198,7 +198,7 @@ fn main() {
         // Both got the same image.
         let store = wharf::image::store::Store::open(&root.join("images")).expect("store");
         assert_eq!(
-            store.resolve(&format!("{image}")).expect("resolve"),
+            store.resolve(&image).expect("resolve"),
             Some(manifest.clone())
         );
         for dir in [oci, root, root_full] {
