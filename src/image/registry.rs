@@ -612,7 +612,9 @@ impl<'a> Session<'a> {
         let cached = !blob.is_new();
         blob.commit().map_err(|e| self.blob_error(&digest, e))?;
         if self.opts.unpack {
-            self.status(&digest, LayerStatus::Unpacking, 0, layer.size());
+            if !self.store.is_unpacked(&digest) {
+                self.status(&digest, LayerStatus::Unpacking, 0, layer.size());
+            }
             let store = Arc::clone(self.store);
             let (manifest, layer_desc, diff_id) =
                 (manifest.to_string(), layer.clone(), diff_id.to_string());

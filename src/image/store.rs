@@ -994,6 +994,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether the layer `digest` has been unpacked (a cheap check, for progress output; the
+    /// authoritative check happens under the layer's lock in [`Store::ensure_layer`]).
+    pub fn is_unpacked(&self, digest: &str) -> bool {
+        digest_hex(digest).is_ok_and(|hex| {
+            self.root
+                .join("layers")
+                .join(hex)
+                .symlink_metadata()
+                .is_ok_and(|m| m.is_dir())
+        })
+    }
+
     /// Makes sure one layer (whose blob is in the store) is unpacked into `layers/<hex>/`
     /// and matches `diff_id`; see [`Store::ensure_layers`]. `manifest` is named in errors.
     pub fn ensure_layer(
