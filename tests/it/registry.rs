@@ -442,3 +442,32 @@ fn project_pull_honours_policies_and_failures_and_images_lists_them() {
     let list: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(list.as_array().map(Vec::len), Some(4), "{out}");
 }
+
+#[test]
+fn a_terminal_gets_progress_bars() {
+    if !registry_tools_available("progress_bars") {
+        return;
+    }
+    let registry = Registry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().expect("work");
+    pushed_busybox(&registry, work.path());
+    let root = Root::new();
+    let image = format!("{}/busybox:1", registry.host());
+    // util-linux's `script` gives the command a pseudo-terminal, as an interactive user has.
+    let wharf_bin = assert_cmd::cargo::cargo_bin("wharf");
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{} image pull {image}", wharf_bin.display()))
+        .arg("/dev/null")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WHARF_ROOT", root.path())
+        .env("TERM", "xterm")
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("pull complete"), "{text}");
+    assert!(text.contains(&"=".repeat(30)), "a full bar: {text}");
+    assert!(text.contains(&format!("{image}: pulled sha256:")), "{text}");
+}
