@@ -1,2 +1,12 @@
-//! wharf's own container runtime (namespaces, overlayfs, cgroups, supervisors).
-//! Not built yet: it arrives with issue 4. The only module, with `network`, allowed `unsafe`.
+//! wharf's own container runtime (issue 4): namespaces, overlayfs, cgroups, supervisors.
+//!
+//! Built in layers. The first is pure: [`spec`] turns a normalized Compose service and its
+//! image's config into a [`spec::ContainerSpec`], the complete, validated description of
+//! what must be set up (process, user, mounts, namespaces, capabilities, health check,
+//! restart policy, logging), and [`cgroup`] translates the resource options into the values
+//! to write on cgroup v1 or v2. Neither makes a syscall. The layers that act on the host
+//! (rootfs, namespaces, the per-container supervisor) are still to come; with `network`,
+//! this is the only module that will be allowed `unsafe`, and its pure layers stay free of it.
+
+pub mod cgroup;
+pub mod spec;
