@@ -86,16 +86,46 @@ fn pushed_busybox(registry: &Registry, work: &Path) -> String {
     manifest
 }
 
-#[test]
-fn pull_by_tag_then_by_digest_unpacks_each_layer_once() {
-    if !registry_tools_available("pull_by_tag_then_by_digest") {
-        return;
+/// A plain registry holding the busybox fixture as `busybox:1`, and an empty state root.
+struct Setup {
+    registry: Registry,
+    work: tempfile::TempDir,
+    manifest: String,
+    root: Root,
+    /// `<registry>/busybox:1`
+    image: String,
+}
+
+/// None (after saying so loudly) when the registry tools are missing and we are not root.
+fn setup(test: &str) -> Option<Setup> {
+    if !registry_tools_available(test) {
+        return None;
     }
     let registry = Registry::start(RegistryOptions::default());
     let work = tempfile::tempdir().expect("work");
     let manifest = pushed_busybox(&registry, work.path());
-    let root = Root::new();
     let image = format!("{}/busybox:1", registry.host());
+    Some(Setup {
+        registry,
+        work,
+        manifest,
+        root: Root::new(),
+        image,
+    })
+}
+
+#[test]
+fn pull_by_tag_then_by_digest_unpacks_each_layer_once() {
+    let Some(Setup {
+        registry,
+        work: _work,
+        manifest,
+        root,
+        image,
+    }) = setup("pull_by_tag_then_by_digest")
+    else {
+        return;
+    };
 
     let (code, out, err) = root.run(&["--progress", "plain", "image", "pull", &image], &[]);
     assert_eq!(code, 0, "{err}");
@@ -221,13 +251,16 @@ fn base64_std(bytes: &[u8]) -> String {
 
 #[test]
 fn a_corrupt_blob_and_a_missing_tag_store_nothing_and_say_which() {
-    if !registry_tools_available("corrupt_blob") {
+    let Some(Setup {
+        registry,
+        work,
+        manifest,
+        root,
+        image: _image,
+    }) = setup("corrupt_blob")
+    else {
         return;
-    }
-    let registry = Registry::start(RegistryOptions::default());
-    let work = tempfile::tempdir().expect("work");
-    let manifest = pushed_busybox(&registry, work.path());
-    let root = Root::new();
+    };
 
     let missing = format!("{}/busybox:2", registry.host());
     let (code, _, err) = root.run(&["image", "pull", &missing], &[]);
@@ -305,14 +338,16 @@ fn a_registry_going_away_mid_pull_leaves_no_image_and_the_next_pull_finishes() {
 
 #[test]
 fn concurrent_pulls_of_one_image_both_succeed_and_share_the_store() {
-    if !registry_tools_available("concurrent_pulls") {
+    let Some(Setup {
+        registry: _registry,
+        work: _work,
+        manifest,
+        root,
+        image,
+    }) = setup("concurrent_pulls")
+    else {
         return;
-    }
-    let registry = Registry::start(RegistryOptions::default());
-    let work = tempfile::tempdir().expect("work");
-    let manifest = pushed_busybox(&registry, work.path());
-    let root = Root::new();
-    let image = format!("{}/busybox:1", registry.host());
+    };
     let children: Vec<_> = (0..4)
         .map(|_| {
             std::process::Command::new(assert_cmd::cargo::cargo_bin("wharf"))
@@ -445,14 +480,16 @@ fn project_pull_honours_policies_and_failures_and_images_lists_them() {
 
 #[test]
 fn a_terminal_gets_progress_bars() {
-    if !registry_tools_available("progress_bars") {
+    let Some(Setup {
+        registry: _registry,
+        work: _work,
+        manifest: _manifest,
+        root,
+        image,
+    }) = setup("progress_bars")
+    else {
         return;
-    }
-    let registry = Registry::start(RegistryOptions::default());
-    let work = tempfile::tempdir().expect("work");
-    pushed_busybox(&registry, work.path());
-    let root = Root::new();
-    let image = format!("{}/busybox:1", registry.host());
+    };
     // util-linux's `script` gives the command a pseudo-terminal, as an interactive user has.
     let wharf_bin = assert_cmd::cargo::cargo_bin("wharf");
     let out = std::process::Command::new("script")
