@@ -3,7 +3,8 @@
 //! any registry. Layer 1 holds busybox, a `/bin` symlink per applet, `/etc/passwd` and
 //! `/etc/group` (root, nobody, `app` 1000:1000), files that layer 2 removes; layer 2 holds
 //! a whiteout (`etc/.wh.removed.txt`), an opaque directory (`opt/opaque/.wh..wh..opq`) and
-//! `/srv/index.html`. The output is deterministic (sorted entries, mtime 0, fixed owners,
+//! `/srv/index.html` and the entrypoint script. The config has `Env`, `Entrypoint`, `Cmd`,
+//! `WorkingDir`, `User`, `ExposedPorts` and a `Healthcheck`. The output is deterministic (sorted entries, mtime 0, fixed owners,
 //! fixed gzip header, fixed `created` times), so the same busybox gives the same digests.
 //! The image config JSON is written here with serde rather than through oci-spec's
 //! `ImageConfiguration`, because that type has no `Healthcheck` field and would drop
@@ -24,6 +25,12 @@ use serde::Serialize;
 
 use super::layout::host_arch;
 use super::store::{self, Healthcheck};
+
+/// The image's `Entrypoint`: a script that exports `WHARF_ENTRYPOINT=1` and execs its
+/// arguments.
+pub const FIXTURE_ENTRYPOINT: &str = "/usr/local/bin/entrypoint";
+/// The image's `User`.
+pub const FIXTURE_USER: &str = "root";
 
 /// What to build from.
 #[derive(Debug, Clone, Copy)]
@@ -262,6 +269,15 @@ fn top_layer() -> Vec<Entry> {
         file("opt/opaque/new.txt", 0o644, b"added by layer 2\n"),
         dir("srv", 0o755),
         file("srv/index.html", 0o644, FIXTURE_INDEX_HTML.as_bytes()),
+        dir("usr", 0o755),
+        dir("usr/local", 0o755),
+        dir("usr/local/bin", 0o755),
+        // The shape of most images' docker-entrypoint.sh: prepare, then exec the command.
+        file(
+            "usr/local/bin/entrypoint",
+            0o755,
+            b"#!/bin/sh\n# wharf test image: marks the environment, then runs the command\nexport WHARF_ENTRYPOINT=1\nexec \"$@\"\n",
+        ),
     ]
 }
 
@@ -360,10 +376,10 @@ pub fn build_busybox_layout(spec: &FixtureSpec, out: &Path) -> Result<String> {
         architecture: host_arch(),
         os: "linux",
         config: RunConfig {
-            user: String::new(),
+            user: FIXTURE_USER.to_string(),
             exposed_ports: BTreeMap::from([("8080/tcp".to_string(), Empty {})]),
             env: vec![FIXTURE_PATH_ENV.to_string(), "WHARF_FIXTURE=1".to_string()],
-            entrypoint: None,
+            entrypoint: Some(vec![FIXTURE_ENTRYPOINT.to_string()]),
             cmd: vec!["sh".to_string()],
             working_dir: "/srv".to_string(),
             healthcheck: Healthcheck {
@@ -577,10 +593,10 @@ mod tests {
         let c = &config["config"];
         assert_eq!(c["Env"][0], FIXTURE_PATH_ENV);
         assert_eq!(c["Env"][1], "WHARF_FIXTURE=1");
-        assert!(c["Entrypoint"].is_null());
+        assert_eq!(c["Entrypoint"], serde_json::json!([FIXTURE_ENTRYPOINT]));
         assert_eq!(c["Cmd"], serde_json::json!(["sh"]));
         assert_eq!(c["WorkingDir"], "/srv");
-        assert_eq!(c["User"], "");
+        assert_eq!(c["User"], FIXTURE_USER);
         assert_eq!(c["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
         assert_eq!(
             c["Healthcheck"],

@@ -1099,9 +1099,15 @@ mod tests {
             )
         );
         assert_eq!(config.cmd().as_deref(), Some(&["sh".to_string()][..]));
-        assert_eq!(config.entrypoint(), &None);
+        assert_eq!(
+            config.entrypoint().as_deref(),
+            Some(&[crate::image::fixture::FIXTURE_ENTRYPOINT.to_string()][..])
+        );
         assert_eq!(config.working_dir().as_deref(), Some("/srv"));
-        assert_eq!(config.user().as_deref(), Some(""));
+        assert_eq!(
+            config.user().as_deref(),
+            Some(crate::image::fixture::FIXTURE_USER)
+        );
         assert_eq!(
             config.exposed_ports().as_deref(),
             Some(&["8080/tcp".to_string()][..])
