@@ -458,7 +458,8 @@ impl<'a> Session<'a> {
             .await
             .map_err(|e| self.registry_error(e))?;
         let (top, top_digest) = self.fetch_manifest(&self.target).await?;
-        let mut staged: Vec<StagedBlob<'_>> = Vec::new();
+        // The index, if any, staged now and committed last.
+        let mut index_blob: Option<StagedBlob<'_>> = None;
         let is_index =
             store::is_index_document(&top_digest, &top).map_err(|e| self.store_error(e))?;
         let (manifest_bytes, manifest_digest, index) = if is_index {
@@ -469,7 +470,7 @@ impl<'a> Session<'a> {
                 .map_err(|e| self.image_error(e))?;
             let child_ref = self.target.clone_with_digest(child.digest().to_string());
             let (bytes, digest) = self.fetch_manifest(&child_ref).await?;
-            staged.push(self.stage_bytes(&top, &top_digest)?);
+            index_blob = Some(self.stage_bytes(&top, &top_digest)?);
             (bytes, digest, Some(top_digest))
         } else {
             (top, top_digest, None)
@@ -532,10 +533,10 @@ impl<'a> Session<'a> {
             .buffer_unordered(concurrency)
             .try_collect()
             .await?;
-        // Everything is in: config, manifest (and index) become visible, then the name.
-        staged.push(config_blob);
-        staged.push(self.stage_bytes(&manifest_bytes, &manifest_digest)?);
-        for blob in staged.into_iter().rev() {
+        // Everything is in: the config, the manifest and the index become visible (each
+        // before the document that names it), then the name.
+        let manifest_blob = self.stage_bytes(&manifest_bytes, &manifest_digest)?;
+        for blob in [config_blob, manifest_blob].into_iter().chain(index_blob) {
             let digest = blob.digest().to_string();
             blob.commit().map_err(|e| self.blob_error(&digest, e))?;
         }
