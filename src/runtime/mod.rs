@@ -6,11 +6,13 @@
 //! restart policy, logging), and [`cgroup`] translates the resource options into the values
 //! to write on cgroup v1 or v2. Neither makes a syscall. [`cgroupfs`] reads the mount table
 //! to find the host's v1 controllers and unified hierarchy (v1, v2 or hybrid); [`log`] is
-//! the container log format (Docker's json-file lines) with rotation. The layers that act on the host
+//! the container log format (Docker's json-file lines) with rotation; [`restart`] decides
+//! restarts and their back-off. The layers that act on the host
 //! (rootfs, namespaces, the per-container supervisor) are still to come; with `network`,
 //! this is the only module that will be allowed `unsafe`, and its pure layers stay free of it.
 
 pub mod cgroup;
 pub mod cgroupfs;
 pub mod log;
+pub mod restart;
 pub mod spec;
