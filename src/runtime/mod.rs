@@ -4,15 +4,17 @@
 //! image's config into a [`spec::ContainerSpec`], the complete, validated description of
 //! what must be set up (process, user, mounts, namespaces, capabilities, health check,
 //! restart policy, logging), and [`cgroup`] translates the resource options into the values
-//! to write on cgroup v1 or v2. Neither makes a syscall. [`cgroupfs`] reads the mount table
-//! to find the host's v1 controllers and unified hierarchy (v1, v2 or hybrid); [`log`] is
-//! the container log format (Docker's json-file lines) with rotation; [`restart`] decides
-//! restarts and their back-off. The layers that act on the host
-//! (rootfs, namespaces, the per-container supervisor) are still to come; with `network`,
-//! this is the only module that will be allowed `unsafe`, and its pure layers stay free of it.
+//! to write on cgroup v1 or v2. The supervisor's decisions are pure too: [`restart`]
+//! (whether and when to restart) and [`health`] (probe results to `starting`/`healthy`/
+//! `unhealthy`). [`log`] owns the container log files (Docker's json-file lines, rotation)
+//! and [`cgroupfs`] reads the mount table to find the host's cgroup hierarchies (v1, v2 or
+//! hybrid). The layers that act on the host (rootfs, namespaces, cgroups, the per-container
+//! supervisor) are still to come; with `network`, this is the only module that will be
+//! allowed `unsafe`, and its pure layers stay free of it.
 
 pub mod cgroup;
 pub mod cgroupfs;
+pub mod health;
 pub mod log;
 pub mod restart;
 pub mod spec;
