@@ -646,7 +646,9 @@ struct ArchiveSource<'s> {
 }
 
 /// `./a//b/` -> `a/b`; `..` components resolved against the archive root (never above).
-fn clean_entry(path: &str) -> String {
+/// Lexical only, like Go's `path.Clean` on a rooted path; the runtime uses it for
+/// container paths too.
+pub(crate) fn clean_entry(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

@@ -1113,17 +1113,7 @@ fn clean_absolute(path: &str) -> Option<String> {
     if !path.starts_with('/') {
         return None;
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(format!("/{}", parts.join("/")))
+    Some(format!("/{}", crate::image::layout::clean_entry(path)))
 }
 
 /// Service `working_dir`, else the image's `WorkingDir`, else `/`; absolute, like Docker
