@@ -6,7 +6,7 @@
 //! ([`runtime`], [`network`], [`image`], [`state`]). [`cli`] is the command line.
 //! `compose`, `graph` and `plan` are pure and never import the side-effect modules
 //! (`tests/it/layering.rs` enforces this).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod apply;
 pub mod cli;

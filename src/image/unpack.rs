@@ -636,7 +636,8 @@ fn display(comps: &[Vec<u8>]) -> String {
     String::from_utf8_lossy(&comps.join(&b'/')).into_owned()
 }
 
-fn join(root: &Path, comps: &[Vec<u8>]) -> PathBuf {
+/// `root` with the components appended (for messages and by-path calls).
+pub(crate) fn join(root: &Path, comps: &[Vec<u8>]) -> PathBuf {
     let mut p = root.to_path_buf();
     for c in comps {
         p.push(OsStr::from_bytes(c));
@@ -721,11 +722,13 @@ impl Dirs {
     }
 }
 
-fn dir_flags() -> OFlag {
+/// Flags for opening a directory that must not be a symlink (shared with `runtime::volume`).
+pub(crate) fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
 
-fn is_kind(st: &nix::sys::stat::FileStat, kind: SFlag) -> bool {
+/// Whether `st` describes a file of type `kind` (`S_IFDIR`, `S_IFLNK`, ...).
+pub(crate) fn is_kind(st: &nix::sys::stat::FileStat, kind: SFlag) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == kind
 }
 
@@ -776,7 +779,7 @@ fn open_component(
 }
 
 /// Opens an existing directory below `root` without creating or following anything.
-fn open_existing(root: &File, comps: &[Vec<u8>]) -> Result<File, Errno> {
+pub(crate) fn open_existing(root: &File, comps: &[Vec<u8>]) -> Result<File, Errno> {
     let mut cur = root
         .try_clone()
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;

@@ -15,7 +15,9 @@
 //! (`can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'`), and so
 //! do we when both are set and differ.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use super::spec::SpecError;
 use crate::compose::model::{Resource, Service};
@@ -35,7 +37,7 @@ const MIN_QUOTA: i64 = 1_000;
 
 /// Which cgroup hierarchy holds the controllers on this host. A v1/v2 hybrid host (v2 mounted
 /// only for process tracking) counts as v1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CgroupVersion {
     V1,
@@ -44,7 +46,7 @@ pub enum CgroupVersion {
 
 /// The swap side of the memory limit, in Docker's terms: `memswap_limit` is memory *plus*
 /// swap, not swap alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SwapLimit {
     /// No limit on swap (`memswap_limit: -1`).
@@ -56,20 +58,20 @@ pub enum SwapLimit {
 /// One write into a cgroup directory: the runtime writes `value` into `<cgroup>/<file>`,
 /// in list order. On cgroup v1 the controller hierarchy is the file's prefix before the
 /// first dot (`memory.limit_in_bytes` lives in the `memory` hierarchy).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupWrite {
-    pub file: &'static str,
+    pub file: Cow<'static, str>,
     pub value: String,
     /// The kernel may lack this file (swap accounting off, no `CONFIG_MEMCG_SWAP`): skip it
     /// with a warning, as Docker does ("Memory limited without swap"), rather than fail.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub if_present: bool,
 }
 
 impl CgroupWrite {
     fn new(file: &'static str, value: impl ToString) -> CgroupWrite {
         CgroupWrite {
-            file,
+            file: Cow::Borrowed(file),
             value: value.to_string(),
             if_present: false,
         }
@@ -83,44 +85,44 @@ impl CgroupWrite {
     }
 
     /// The v1 controller (hierarchy) this file belongs to.
-    pub fn controller(&self) -> &'static str {
-        self.file.split('.').next().unwrap_or(self.file)
+    pub fn controller(&self) -> &str {
+        self.file.split('.').next().unwrap_or(&self.file)
     }
 }
 
 /// The container's resource limits, resolved (Docker's defaults applied), plus the writes
 /// that put them into effect on either cgroup version. `None` means "not limited": the
 /// runtime leaves the kernel's default in place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Resources {
     /// Memory limit, bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
     /// Memory + swap. With a memory limit and no `memswap_limit`, Docker allows as much swap
     /// as memory (`MemorySwap = 2 * Memory`, daemon `adaptContainerSettings`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_swap: Option<SwapLimit>,
     /// Soft limit the kernel reclaims towards under pressure, bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_swappiness: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oom_kill_disable: bool,
     /// Relative CPU weight in v1 shares (2..=262144; Docker's default, 1024, is not written).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_shares: Option<u64>,
     /// CFS quota per period, µs.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_quota: Option<i64>,
     /// CFS period, µs.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_period: Option<u64>,
     /// CPUs the container may run on, in the kernel's list syntax (`0-1,3`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuset_cpus: Option<String>,
     /// Most tasks (processes and threads) the container may have.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<u64>,
     /// What to write on a cgroup v1 host, in order.
     pub v1: Vec<CgroupWrite>,
@@ -553,7 +555,10 @@ mod tests {
     }
 
     fn files(writes: &[CgroupWrite]) -> Vec<(&str, &str)> {
-        writes.iter().map(|w| (w.file, w.value.as_str())).collect()
+        writes
+            .iter()
+            .map(|w| (w.file.as_ref(), w.value.as_str()))
+            .collect()
     }
 
     fn with_deploy(limits: Resource, reservations: Resource) -> Service {

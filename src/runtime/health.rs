@@ -10,14 +10,14 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::spec::HealthSpec;
 
 /// Probe results kept for display (Docker's `maxLogEntries`).
 pub const KEPT_RESULTS: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Starting,
@@ -26,7 +26,7 @@ pub enum Status {
 }
 
 /// One probe's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Probe {
     /// Since the container started.
     pub at: Duration,
@@ -43,7 +43,7 @@ impl Probe {
 }
 
 /// A container's health, as the supervisor records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub status: Status,
     /// Consecutive failures that counted.

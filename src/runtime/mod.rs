@@ -13,8 +13,21 @@
 //! allowed `unsafe`, and its pure layers stay free of it.
 
 pub mod cgroup;
+pub mod cgroupdir;
 pub mod cgroupfs;
+pub mod container;
 pub mod health;
+mod init;
+pub mod linux;
 pub mod log;
+pub mod nsexec;
+mod process;
 pub mod restart;
+mod rootfs;
+pub mod seccomp;
 pub mod spec;
+mod supervisor;
+mod sys;
+pub mod volume;
+
+pub use linux::{CreateOptions, Runtime, RuntimeError};

@@ -21,7 +21,9 @@ use std::fmt;
 use std::time::Duration;
 
 use oci_spec::image::ImageConfiguration;
-use serde::{Serialize, Serializer};
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 pub use super::cgroup::{CgroupVersion, CgroupWrite, Resources, SwapLimit};
@@ -156,7 +158,7 @@ pub struct SpecInput<'a> {
 
 /// What the runtime must set up for one container. Plain data; serializes for snapshots and
 /// for the state record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub project: String,
     pub service: String,
@@ -166,7 +168,7 @@ pub struct ContainerSpec {
     /// The hostname the container sees (and `HOSTNAME` in its environment). Set with
     /// `sethostname` only when [`Namespaces::uts`] is [`Namespace::New`].
     pub hostname: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
     pub process: Process,
     pub read_only_rootfs: bool,
@@ -174,7 +176,7 @@ pub struct ContainerSpec {
     pub namespaces: Namespaces,
     /// `network_mode: none`: a new network namespace with only loopback; the network layer
     /// attaches nothing.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub network_none: bool,
     /// Every mount, in the order to perform them: parents before children.
     pub mounts: Vec<Mount>,
@@ -182,24 +184,24 @@ pub struct ContainerSpec {
     /// container also gets every device of the host, as in Docker; the runtime lists those,
     /// since they are the host's to know.
     pub devices: Vec<DeviceNode>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
     /// The container's cgroup, relative to each hierarchy's root ([`cgroup_path`]).
     pub cgroup_path: String,
     pub resources: Resources,
     /// `None`: no health check (none defined, or disabled).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthSpec>,
     pub restart: RestartPolicy,
     pub stop: StopSpec,
     pub logging: LogSpec,
     /// Options accepted but not honoured, for the user to see.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
 /// The container's main process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     /// `argv`; `args[0]` is looked up in the container's `PATH` when it has no slash.
     pub args: Vec<String>,
@@ -213,14 +215,14 @@ pub struct Process {
     pub stdin_open: bool,
     /// Run wharf's minimal init as PID 1, with the process as its child.
     pub init: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rlimits: Vec<Rlimit>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
 }
 
 /// The identity the process runs as.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub uid: u32,
     pub gid: u32,
@@ -232,16 +234,16 @@ pub struct User {
 }
 
 /// One resource limit for `setrlimit`. `u64::MAX` is `RLIM_INFINITY`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rlimit {
     /// `RLIMIT_NOFILE`, …
-    pub resource: &'static str,
+    pub resource: Cow<'static, str>,
     pub soft: u64,
     pub hard: u64,
 }
 
 /// Privilege settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
     pub privileged: bool,
     /// The bounding, effective and permitted set (the inheritable and ambient sets stay
@@ -258,7 +260,7 @@ pub struct Security {
 }
 
 /// Which seccomp filter to load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Seccomp {
     /// wharf's equivalent of Docker's default profile.
@@ -268,7 +270,7 @@ pub enum Seccomp {
 }
 
 /// What to do about one namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Namespace {
     /// A fresh namespace of the container's own.
@@ -280,7 +282,7 @@ pub enum Namespace {
 }
 
 /// Another container whose namespace (or `/dev/shm`) is shared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JoinTarget {
     /// The first running replica of a service of the same project (`service:NAME`).
@@ -291,7 +293,7 @@ pub enum JoinTarget {
 
 /// The namespaces of the container. A mount namespace is always new and the user namespace
 /// always the host's (wharf does not remap users), so neither is listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespaces {
     pub pid: Namespace,
     pub net: Namespace,
@@ -301,7 +303,7 @@ pub struct Namespaces {
 }
 
 /// One mount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     /// Absolute, cleaned, never `/`.
     pub destination: String,
@@ -312,15 +314,15 @@ pub struct Mount {
 }
 
 /// Flags that apply to any mount kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct MountFlags {
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nosuid: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nodev: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub noexec: bool,
 }
 
@@ -341,7 +343,7 @@ impl MountFlags {
 }
 
 /// What is mounted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MountKind {
     Proc,
@@ -359,7 +361,7 @@ pub enum MountKind {
         propagation: Propagation,
         recursive: BindRecursion,
         /// Create `source` as a directory when missing (short syntax), rather than fail.
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         create_host_path: bool,
     },
     /// A volume under the state root, named or anonymous.
@@ -367,13 +369,13 @@ pub enum MountKind {
         /// The volume's name on the host (a named volume's `name:`, which the loader
         /// prefixes with the project).
         name: String,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         anonymous: bool,
         /// Do not seed an empty volume with the image's content at the destination.
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         nocopy: bool,
         /// Mount this subdirectory of the volume only.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         subpath: Option<String>,
     },
     /// A per-container file whose content the network layer writes.
@@ -386,11 +388,11 @@ pub enum MountKind {
         /// `secret NAME` / `config NAME`, for messages.
         origin: String,
         content: String,
-        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "octal_opt")]
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "octal_opt")]
         mode: Option<u32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         uid: Option<u32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         gid: Option<u32>,
     },
     /// Another container's `/dev/shm` (`ipc: service:X`/`container:X`).
@@ -400,23 +402,23 @@ pub enum MountKind {
 }
 
 /// tmpfs mount data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct TmpfsOptions {
     /// Bytes; `None` is the kernel's default (half of RAM).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "octal_opt")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "octal_opt")]
     pub mode: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nr_inodes: Option<u64>,
 }
 
 /// Mount propagation of a bind mount. Docker's default is `rprivate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Propagation {
     Private,
@@ -428,7 +430,7 @@ pub enum Propagation {
 }
 
 /// Whether a bind mount takes the submounts of its source (Docker's `bind.recursive`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BindRecursion {
     /// `rbind`, submounts read-only when the mount is (the default).
@@ -442,7 +444,7 @@ pub enum BindRecursion {
 }
 
 /// The per-container files under `/etc`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EtcFile {
     Hostname,
@@ -451,67 +453,67 @@ pub enum EtcFile {
 }
 
 /// A character device node in the container's `/dev`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceNode {
-    pub path: &'static str,
+    pub path: Cow<'static, str>,
     pub major: u32,
     pub minor: u32,
-    #[serde(serialize_with = "octal")]
+    #[serde(with = "octal")]
     pub mode: u32,
 }
 
 /// The health check to run inside the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthSpec {
     /// The probe's argv (`CMD-SHELL` already turned into `/bin/sh -c`).
     pub args: Vec<String>,
-    #[serde(serialize_with = "go_duration")]
+    #[serde(with = "go_duration")]
     pub interval: Duration,
-    #[serde(serialize_with = "go_duration")]
+    #[serde(with = "go_duration")]
     pub timeout: Duration,
-    #[serde(serialize_with = "go_duration")]
+    #[serde(with = "go_duration")]
     pub start_period: Duration,
-    #[serde(serialize_with = "go_duration")]
+    #[serde(with = "go_duration")]
     pub start_interval: Duration,
     /// Consecutive failures that make the container unhealthy.
     pub retries: u64,
 }
 
 /// When the supervisor restarts the container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "policy")]
 pub enum RestartPolicy {
     No,
     Always,
     /// On a non-zero exit; at most `max_retries` times when set.
     OnFailure {
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         max_retries: Option<u64>,
     },
     UnlessStopped,
 }
 
 /// How the container is stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopSpec {
     pub signal: Signal,
     /// How long to wait after `signal` before SIGKILL.
-    #[serde(serialize_with = "go_duration")]
+    #[serde(with = "go_duration")]
     pub grace_period: Duration,
 }
 
 /// Where the container's output goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogSpec {
     pub driver: LogDriver,
     /// Rotate when the current file reaches this size; `None` never rotates.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     /// How many files to keep, the current one included.
     pub max_file: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogDriver {
     /// wharf's log: JSON lines (time with nanoseconds, stream, text), like Docker's json-file.
@@ -611,6 +613,14 @@ impl Capability {
 impl Serialize for Capability {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Capability {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Capability, D::Error> {
+        let text = String::deserialize(d)?;
+        Capability::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown capability {text:?}")))
     }
 }
 
@@ -743,18 +753,62 @@ impl Serialize for Signal {
     }
 }
 
-fn go_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&model::Duration(*d))
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
+        let text = String::deserialize(d)?;
+        Signal::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown signal {text:?}")))
+    }
 }
 
-fn octal<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{mode:04o}"))
+/// Durations as Go writes them (`1m30s`), both ways.
+mod go_duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&model::Duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        model::Duration::parse(&text)
+            .map(|d| d.0)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid duration {text:?}")))
+    }
 }
 
-fn octal_opt<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
-    match mode {
-        Some(m) => octal(m, s),
-        None => s.serialize_none(),
+/// File modes as octal strings (`"0755"`), both ways.
+mod octal {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text = String::deserialize(d)?;
+        u32::from_str_radix(&text, 8)
+            .map_err(|_| serde::de::Error::custom(format!("invalid octal mode {text:?}")))
+    }
+}
+
+mod octal_opt {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match mode {
+            Some(m) => octal::serialize(m, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => u32::from_str_radix(&text, 8)
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("invalid octal mode {text:?}"))),
+        }
     }
 }
 
@@ -1297,6 +1351,17 @@ fn db_name(file: &'static str, bytes: Option<&[u8]>) -> String {
 /// the user by name; with one, the group is looked up the same way (a number may be missing
 /// from `/etc/group`) and there are no implicit supplementary groups. `group_add` entries are
 /// group names or gids, resolved against `/etc/group` like runc's `GetAdditionalGroups`.
+/// Resolves `docker exec -u` style `user` (name or uid, optionally `:group`) through the
+/// container's `/etc/passwd` and `/etc/group`, as for the service's `user`.
+pub fn resolve_exec_user(
+    service: &str,
+    user: &str,
+    passwd: Option<&[u8]>,
+    group: Option<&[u8]>,
+) -> Result<User, SpecError> {
+    resolve_user(&Ctx { service }, "exec --user", user, &[], passwd, group)
+}
+
 fn resolve_user(
     ctx: &Ctx<'_>,
     field: &str,
@@ -1579,7 +1644,7 @@ fn default_devices() -> Vec<DeviceNode> {
     ]
     .into_iter()
     .map(|(path, major, minor)| DeviceNode {
-        path,
+        path: Cow::Borrowed(path),
         major,
         minor,
         mode: 0o666,
@@ -1788,7 +1853,7 @@ fn rlimits(ctx: &Ctx<'_>, ulimits: &BTreeMap<String, Ulimit>) -> Result<Vec<Rlim
             ));
         }
         out.push(Rlimit {
-            resource,
+            resource: Cow::Borrowed(resource),
             soft,
             hard,
         });
@@ -3698,17 +3763,17 @@ mod tests {
             spec.process.rlimits,
             [
                 Rlimit {
-                    resource: "RLIMIT_CORE",
+                    resource: "RLIMIT_CORE".into(),
                     soft: u64::MAX,
                     hard: u64::MAX
                 },
                 Rlimit {
-                    resource: "RLIMIT_NOFILE",
+                    resource: "RLIMIT_NOFILE".into(),
                     soft: 1024,
                     hard: 1024
                 },
                 Rlimit {
-                    resource: "RLIMIT_NPROC",
+                    resource: "RLIMIT_NPROC".into(),
                     soft: 100,
                     hard: 200
                 },

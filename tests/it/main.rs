@@ -8,5 +8,6 @@ mod registry;
 #[allow(dead_code)]
 mod registry_harness;
 mod registry_harness_selftest;
+mod runtime;
 mod schema;
 mod util;

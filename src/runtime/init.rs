@@ -1,0 +1,200 @@
+//! The container's first process (`wharf __init <container dir>`), started by the
+//! supervisor through the read-only view of the wharf binary, already inside the
+//! container's new PID, mount, UTS, IPC and network namespaces.
+//!
+//! It waits for the supervisor's go (sent once the supervisor has put it into the
+//! container's cgroup), joins the namespaces of other containers it shares, takes a cgroup
+//! namespace of its own if asked, sets the hostname, builds the root filesystem
+//! ([`super::rootfs`]), applies rlimits and `oom_score_adj`, takes the terminal, drops to
+//! the container's identity ([`super::process`]) and execs the program. Any failure before
+//! the exec is written to the error pipe (which closes unseen when the exec succeeds) and
+//! ends the process with Docker's exit code.
+//!
+//! With `init: true` it stays as PID 1 instead: it forks the program and then only reaps
+//! zombies and forwards signals to it, exiting with its status (what `docker run --init`
+//! does with tini). It never starts a thread, so forking is safe.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::RawFd;
+use std::path::Path;
+
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::cgroupfs::Hierarchies;
+use super::container::{ContainerDir, LaunchConfig};
+use super::process::{self, StartError};
+use super::rootfs;
+use super::spec::{JoinTarget, Namespace};
+use super::sys;
+
+/// The descriptor the supervisor's go arrives on.
+pub const SYNC_FD: RawFd = 3;
+/// The descriptor failures are reported on.
+pub const ERROR_FD: RawFd = 4;
+
+/// Runs the init. Never returns.
+pub fn main(dir: &Path) -> ! {
+    // Our name in `ps` (the exec path was `/proc/self/fd/N`); the program's replaces it.
+    let _ = nix::sys::prctl::set_name(c"wharf-init");
+    // The supervisor dup2'ed the sync and error pipes to fixed numbers before exec.
+    let mut errors = owned_fd(ERROR_FD);
+    match run(&ContainerDir::at(dir.to_path_buf())) {
+        Ok(never) => match never {},
+        Err(e) => {
+            if let Some(f) = errors.as_mut() {
+                let _ = f.write_all(e.to_string().as_bytes());
+            }
+            std::process::exit(e.exit_code)
+        }
+    }
+}
+
+fn owned_fd(fd: RawFd) -> Option<File> {
+    // The descriptor is ours by contract with the supervisor; check it is open first.
+    nix::fcntl::fcntl(sys::borrow_fd(fd), nix::fcntl::FcntlArg::F_GETFD).ok()?;
+    Some(File::from(sys::take_fd(fd)))
+}
+
+fn setup_err(step: &'static str) -> impl FnOnce(String) -> StartError {
+    move |message| StartError {
+        step,
+        message,
+        exit_code: 126,
+    }
+}
+
+fn run(dir: &ContainerDir) -> Result<std::convert::Infallible, StartError> {
+    let config = dir
+        .read_config()
+        .map_err(|e| setup_err("reading the container's configuration")(e.to_string()))?;
+    let cgroups = Hierarchies::read(Path::new("/proc/self/mountinfo"))
+        .map_err(|e| setup_err("finding the cgroup hierarchies")(e.to_string()))?;
+    // Close-on-exec for the error pipe: a successful exec closes it unwritten.
+    nix::fcntl::fcntl(
+        sys::borrow_fd(ERROR_FD),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| setup_err("preparing the error pipe")(e.to_string()))?;
+
+    // Wait for the go: the supervisor has put us into the container's cgroup.
+    let mut sync = owned_fd(SYNC_FD).ok_or_else(|| setup_err("waiting")("no sync pipe".into()))?;
+    let mut byte = [0u8; 1];
+    match sync.read(&mut byte) {
+        Ok(1) => {}
+        _ => {
+            return Err(setup_err("waiting for the supervisor")(
+                "it went away".into(),
+            ));
+        }
+    }
+    drop(sync);
+
+    let spec = &config.spec;
+    let join_pid = |t: &JoinTarget| join_pid(&config, t);
+    for (name, flag, target) in rootfs::joined_namespaces(spec) {
+        let pid = join_pid(target).ok_or_else(|| {
+            setup_err("joining a namespace")(format!("{target:?} is not running"))
+        })?;
+        let path = format!("/proc/{pid}/ns/{name}");
+        let file = File::open(&path)
+            .map_err(|e| setup_err("joining a namespace")(format!("{path}: {e}")))?;
+        setns(&file, flag).map_err(|e| setup_err("joining a namespace")(format!("{path}: {e}")))?;
+    }
+    if spec.namespaces.net == Namespace::New {
+        sys::loopback_up()
+            .map_err(|e| setup_err("bringing up the loopback interface")(e.to_string()))?;
+    }
+    if spec.namespaces.cgroup == Namespace::New {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| setup_err("creating the cgroup namespace")(e.to_string()))?;
+    }
+    if spec.namespaces.uts == Namespace::New {
+        nix::unistd::sethostname(&spec.hostname)
+            .map_err(|e| setup_err("setting the hostname")(e.to_string()))?;
+        if let Some(domain) = &spec.domainname {
+            sys::set_domainname(domain)
+                .map_err(|e| setup_err("setting the domain name")(e.to_string()))?;
+        }
+    }
+
+    rootfs::setup(dir, &config, &cgroups, &join_pid)
+        .map_err(|e| setup_err("preparing the root filesystem")(e.to_string()))?;
+
+    if let Some(adj) = spec.process.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| setup_err("setting oom_score_adj")(e.to_string()))?;
+    }
+    process::apply_rlimits(&spec.process.rlimits)?;
+    if spec.process.terminal {
+        nix::unistd::setsid().map_err(|e| setup_err("creating a session")(e.to_string()))?;
+        sys::set_controlling_terminal(0)
+            .map_err(|e| setup_err("taking the terminal")(e.to_string()))?;
+    }
+    process::drop_privileges(&spec.process, &spec.security)?;
+
+    if spec.process.init {
+        reap_and_forward(&spec.process)
+    } else {
+        Err(process::exec(&spec.process))
+    }
+}
+
+/// The init of `init: true`: the program runs as our child; we forward every signal we
+/// can catch to it, reap every process that is reparented to us, and exit as it did.
+fn reap_and_forward(process: &super::spec::Process) -> ! {
+    let all = SigSet::all();
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
+    let child = match sys::fork_single_threaded() {
+        Ok(Some(pid)) => pid,
+        Ok(None) => {
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&all), None);
+            let e = process::exec(process);
+            let mut errors = owned_fd(ERROR_FD);
+            if let Some(f) = errors.as_mut() {
+                let _ = f.write_all(e.to_string().as_bytes());
+            }
+            std::process::exit(e.exit_code);
+        }
+        Err(e) => {
+            eprintln!("wharf init: fork: {e}");
+            std::process::exit(126);
+        }
+    };
+    // Our copy of the error pipe must not keep the supervisor waiting.
+    let _ = nix::unistd::close(ERROR_FD);
+    loop {
+        let signal = match all.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if signal != Signal::SIGCHLD {
+            let _ = kill(child, signal);
+            continue;
+        }
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                    std::process::exit(128 + sig as i32)
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// The first process of the container `target` names, from its recorded state.
+pub fn join_pid(config: &LaunchConfig, target: &JoinTarget) -> Option<i32> {
+    let key = match target {
+        JoinTarget::Service(s) => format!("service:{s}"),
+        JoinTarget::Container(c) => format!("container:{c}"),
+    };
+    let dir = ContainerDir::at(config.joins.get(&key)?.clone());
+    let state = dir.read_state().ok()?.checked();
+    state.init.filter(|p| p.is_alive()).map(|p| p.pid)
+}

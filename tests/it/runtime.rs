@@ -1,0 +1,675 @@
+//! The container runtime against the real kernel (root only): each test gets its own state
+//! root, a unique project name and the busybox fixture image, and `Host::finish` asserts
+//! that nothing it made is left: no container process or supervisor, no cgroup, no mount
+//! under the state root.
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use wharf::compose::{self, Environment, LoadOptions, NormalizeOptions};
+use wharf::image::fixture::{FixtureSpec, build_busybox_layout};
+use wharf::image::layout::load_layout;
+use wharf::image::store::Store;
+use wharf::runtime::cgroupdir::project_cgroups;
+use wharf::runtime::cgroupfs::Hierarchies;
+use wharf::runtime::container::{ProcRef, State, Status};
+use wharf::runtime::linux::{Naming, prepare};
+use wharf::runtime::nsexec::Request;
+use wharf::runtime::{CreateOptions, Runtime};
+
+pub const IMAGE: &str = "wharf.test/busybox:1";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Whether root tests can run here; says so loudly when not.
+pub fn is_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: needs root (CI runs it as root)");
+    false
+}
+
+pub struct Host {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub rt: Runtime,
+    pub project: String,
+    pub cgroups: Hierarchies,
+    ids: Vec<String>,
+    supervisors: Vec<ProcRef>,
+    inits: Vec<ProcRef>,
+    finished: bool,
+}
+
+impl Host {
+    pub fn new(tag: &str) -> Host {
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-it-rt-")
+            .tempdir()
+            .expect("tempdir");
+        let layout = dir.path().join("layout");
+        build_busybox_layout(
+            &FixtureSpec {
+                busybox: Path::new("/bin/busybox"),
+                tag: IMAGE,
+            },
+            &layout,
+        )
+        .expect("the fixture image (needs busybox-static)");
+        let store = Store::open(&dir.path().join("images")).expect("store");
+        load_layout(&store, &layout, None).expect("load fixture");
+        let rt = Runtime::new(dir.path(), Path::new(env!("CARGO_BIN_EXE_wharf")));
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let project = format!("whit-{tag}-{}-{n}", std::process::id());
+        let cgroups = Hierarchies::read(Path::new("/proc/self/mountinfo")).expect("cgroups");
+        Host {
+            dir,
+            store,
+            rt,
+            project,
+            cgroups,
+            ids: Vec::new(),
+            supervisors: Vec::new(),
+            inits: Vec::new(),
+            finished: false,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Loads a Compose file (the `services:` part is `yaml`) as this host's project.
+    pub fn project(&self, yaml: &str) -> compose::Project {
+        let pdir = self.dir.path().join("project");
+        fs::create_dir_all(&pdir).unwrap();
+        fs::write(pdir.join("compose.yaml"), yaml).unwrap();
+        let opts = LoadOptions {
+            files: vec![pdir.join("compose.yaml")],
+            project_name: Some(self.project.clone()),
+            cwd: pdir.clone(),
+            ..LoadOptions::default()
+        };
+        let env = Environment::default();
+        compose::load(&opts, &env, NormalizeOptions::default())
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .project
+    }
+
+    /// Creates replica 1 of `service` without starting it.
+    pub fn create(&mut self, project: &compose::Project, service: &str) -> String {
+        let prepared = prepare(
+            project,
+            Naming {
+                service,
+                replica: 1,
+                container_name: None,
+                id: None,
+            },
+            &self.store,
+            self.cgroups.version(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let id = prepared.spec.id.clone();
+        self.rt
+            .create(
+                &prepared.spec,
+                &CreateOptions {
+                    layers: prepared.layers,
+                    ..CreateOptions::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.ids.push(id.clone());
+        id
+    }
+
+    /// Creates and starts replica 1 of `service`.
+    pub fn run(&mut self, project: &compose::Project, service: &str) -> String {
+        let id = self.create(project, service);
+        let state = self.rt.start(&id).unwrap_or_else(|e| panic!("{e}"));
+        self.track(&state);
+        id
+    }
+
+    pub fn track(&mut self, state: &State) {
+        self.supervisors.extend(state.supervisor);
+        self.inits.extend(state.init);
+    }
+
+    pub fn state(&mut self, id: &str) -> State {
+        let s = self.rt.state(id).unwrap();
+        self.track(&s);
+        s
+    }
+
+    /// Waits until `pred` holds for the container's state (fails after `limit`).
+    pub fn wait_for(&mut self, id: &str, limit: Duration, pred: impl Fn(&State) -> bool) -> State {
+        let end = Instant::now() + limit;
+        loop {
+            let s = self.state(id);
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < end, "timed out; last state: {s:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wait_exited(&mut self, id: &str, limit: Duration) -> State {
+        self.wait_for(id, limit, |s| s.status == Status::Exited)
+    }
+
+    /// The container's log as text, stdout and stderr interleaved in order.
+    pub fn log_text(&self, id: &str) -> String {
+        self.rt
+            .logs(id)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.log)
+            .collect()
+    }
+
+    /// Runs `args` in the container, returning the exit code.
+    pub fn exec(&self, id: &str, request: Request) -> i32 {
+        self.rt.exec(id, &request).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Removes every container and asserts that nothing is left.
+    pub fn finish(mut self) {
+        self.finished = true;
+        for id in self.ids.clone() {
+            self.rt.remove(&id).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_no_leaks(&self);
+    }
+}
+
+fn assert_no_leaks(host: &Host) {
+    let cg = project_cgroups(&host.cgroups, &host.project);
+    assert!(cg.is_empty(), "cgroups left: {cg:?}");
+    for p in host.supervisors.iter().chain(&host.inits) {
+        assert!(!p.is_alive(), "process {} left running", p.pid);
+    }
+    let root = host.root().to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let leaked: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
+    assert!(leaked.is_empty(), "mounts left: {leaked:?}");
+    assert!(
+        fs::read_dir(host.root().join("containers"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "container directories left"
+    );
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if !self.finished {
+            for id in self.ids.clone() {
+                let _ = self.rt.remove(&id);
+            }
+        }
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn pid_1_is_the_command_and_the_host_is_invisible() {
+    if !is_root("pid_1_is_the_command_and_the_host_is_invisible") {
+        return;
+    }
+    let mut host = Host::new("pid1");
+    let project = host.project(&format!(
+        r#"
+services:
+  app:
+    image: {IMAGE}
+    hostname: box1
+    entrypoint: ["/bin/sh", "-c"]
+    command: ["echo pid=$$$$; ps -o pid,comm | tail -n +2 | wc -l; hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo err >&2"]
+"#
+    ));
+    let id = host.run(&project, "app");
+    let state = host.wait_exited(&id, secs(10));
+    assert_eq!(state.exit_code, Some(0), "{state:#?}");
+    let log = host.log_text(&id);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "pid=1", "{log}");
+    // ps sees only the shell and ps itself (and wc/tail): no host process.
+    let visible: u32 = lines[1].trim().parse().unwrap();
+    assert!(visible <= 4, "saw {visible} processes: {log}");
+    assert_eq!(lines[2], "box1");
+    assert!(lines[3].starts_with("/bin/sh -c"), "{log}");
+    assert_eq!(lines[4], "err");
+    host.finish();
+}
+
+/// A project with one service `app` running the fixture image with `extra` YAML lines
+/// (indented under the service) and `sh -c script` as its command.
+fn app(host: &Host, script: &str, extra: &str) -> compose::Project {
+    let script = script.replace('$', "$$");
+    let extra: String = extra
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    host.project(&format!(
+        "services:\n  app:\n    image: {IMAGE}\n    entrypoint: [\"/bin/sh\", \"-c\"]\n    command: {}\n{extra}",
+        serde_json::to_string(&[script]).unwrap()
+    ))
+}
+
+#[test]
+fn capabilities_and_seccomp_confine_the_container() {
+    if !is_root("capabilities_and_seccomp_confine_the_container") {
+        return;
+    }
+    let mut host = Host::new("caps");
+    // Default capabilities: raw sockets work (ping uses one; lo is up), mount does not
+    // (no CAP_SYS_ADMIN), unshare is refused by seccomp with EPERM.
+    let project = app(
+        &host,
+        "ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok; \
+         mount -t tmpfs none /mnt 2>&1 || echo mount-refused; \
+         unshare -m true 2>&1 || echo unshare-refused; \
+         grep CapEff /proc/self/status",
+        "",
+    );
+    let id = host.run(&project, "app");
+    host.wait_exited(&id, secs(10));
+    let log = host.log_text(&id);
+    assert!(log.contains("ping-ok"), "{log}");
+    assert!(log.contains("mount-refused"), "{log}");
+    assert!(log.contains("unshare-refused"), "{log}");
+    assert!(log.contains("Operation not permitted"), "EPERM: {log}");
+    // Docker's 14 default capabilities: 0x00000000a80425fb.
+    assert!(log.contains("CapEff:\t00000000a80425fb"), "{log}");
+    host.finish();
+
+    let mut host = Host::new("capdrop");
+    let project = app(
+        &host,
+        "ping -c1 -W1 127.0.0.1 2>&1 || echo ping-refused",
+        "cap_drop: [NET_RAW]",
+    );
+    let id = host.run(&project, "app");
+    host.wait_exited(&id, secs(10));
+    let log = host.log_text(&id);
+    assert!(log.contains("ping-refused"), "{log}");
+    host.finish();
+}
+
+#[test]
+fn user_by_name_read_only_root_and_tmpfs() {
+    if !is_root("user_by_name_read_only_root_and_tmpfs") {
+        return;
+    }
+    let mut host = Host::new("user");
+    let project = app(
+        &host,
+        "id -u; id -g; id -G; echo $HOME; grep CapEff /proc/self/status; \
+         touch /x 2>&1 || echo ro-refused; touch /scratch/y && echo tmpfs-ok",
+        "user: app\nread_only: true\ntmpfs: [/scratch]",
+    );
+    let id = host.run(&project, "app");
+    let state = host.wait_exited(&id, secs(10));
+    let log = host.log_text(&id);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(&lines[..4], ["1000", "1000", "1000", "/home/app"], "{log}");
+    assert_eq!(
+        lines[4], "CapEff:\t0000000000000000",
+        "non-root: no capabilities"
+    );
+    assert!(
+        log.contains("Read-only file system") && log.contains("ro-refused"),
+        "{log}"
+    );
+    assert!(log.contains("tmpfs-ok"), "{log}");
+    assert_eq!(state.exit_code, Some(0));
+    host.finish();
+}
+
+#[test]
+fn both_log_streams_are_captured_in_order() {
+    if !is_root("both_log_streams_are_captured_in_order") {
+        return;
+    }
+    let mut host = Host::new("logs");
+    let project = app(
+        &host,
+        "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo three; printf partial",
+        "",
+    );
+    let id = host.run(&project, "app");
+    host.wait_exited(&id, secs(10));
+    let entries = host.rt.logs(&id).unwrap();
+    let got: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| (format!("{:?}", e.stream), e.log.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("Stdout".into(), "one\n".into()),
+            ("Stderr".into(), "two\n".into()),
+            ("Stdout".into(), "three\n".into()),
+            ("Stdout".into(), "partial".into()),
+        ]
+    );
+    host.finish();
+}
+
+#[test]
+fn the_memory_limit_oom_kills_with_137_and_the_pids_limit_refuses_forks() {
+    if !is_root("the_memory_limit_oom_kills_with_137_and_the_pids_limit_refuses_forks") {
+        return;
+    }
+    let mut host = Host::new("oom");
+    let project = app(
+        &host,
+        "tail /dev/zero",
+        "mem_limit: 16m\nmemswap_limit: 16m",
+    );
+    let id = host.run(&project, "app");
+    let state = host.wait_exited(&id, secs(30));
+    assert_eq!(state.exit_code, Some(137), "{state:#?}");
+    assert!(state.oom_killed, "{state:#?}");
+    host.finish();
+
+    let mut host = Host::new("pids");
+    let project = app(
+        &host,
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done 2>&1; wait; echo done",
+        "pids_limit: 6",
+    );
+    let id = host.run(&project, "app");
+    host.wait_exited(&id, secs(20));
+    let log = host.log_text(&id);
+    assert!(log.contains("can't fork"), "{log}");
+    host.finish();
+}
+
+#[test]
+fn a_named_volume_is_seeded_from_the_image_and_outlives_its_container() {
+    if !is_root("a_named_volume_is_seeded_from_the_image_and_outlives_its_container") {
+        return;
+    }
+    let mut host = Host::new("vol");
+    let yaml = |script: &str| {
+        format!(
+            "services:\n  app:\n    image: {IMAGE}\n    entrypoint: [\"/bin/sh\", \"-c\"]\n    command: {}\n    volumes: [\"site:/srv\"]\nvolumes:\n  site: {{}}\n",
+            serde_json::to_string(&[script]).unwrap()
+        )
+    };
+    let project = host.project(&yaml("cat /srv/index.html; echo kept > /srv/note"));
+    let first = host.run(&project, "app");
+    host.wait_exited(&first, secs(10));
+    assert_eq!(host.log_text(&first), "hello from wharf\n");
+    host.rt.remove(&first).unwrap();
+
+    let project = host.project(&yaml("cat /srv/note"));
+    let second = host.run(&project, "app");
+    host.wait_exited(&second, secs(10));
+    assert_eq!(host.log_text(&second), "kept\n");
+    let volume = format!("{}_site", host.project);
+    assert!(host.rt.volumes().exists(&volume), "named volumes stay");
+    host.finish();
+}
+
+#[test]
+fn on_failure_3_restarts_exactly_three_times() {
+    if !is_root("on_failure_3_restarts_exactly_three_times") {
+        return;
+    }
+    let mut host = Host::new("restart");
+    let project = app(&host, "echo run; exit 3", "restart: on-failure:3");
+    let id = host.run(&project, "app");
+    let state = host.wait_for(&id, secs(20), |s| {
+        s.status == Status::Exited && s.restart_count == 3
+    });
+    assert_eq!(state.exit_code, Some(3));
+    assert_eq!(host.log_text(&id), "run\n".repeat(4));
+    // It stays down.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(host.state(&id).restart_count, 3);
+    host.finish();
+}
+
+#[test]
+fn health_goes_starting_healthy_unhealthy() {
+    if !is_root("health_goes_starting_healthy_unhealthy") {
+        return;
+    }
+    use wharf::runtime::health::Status as Health;
+    let mut host = Host::new("health");
+    let project = app(
+        &host,
+        "sleep 1; touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 30",
+        "healthcheck:\n  test: [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"]\n  interval: 200ms\n  timeout: 1s\n  retries: 2",
+    );
+    let id = host.run(&project, "app");
+    let health = |s: &State| s.health.as_ref().map(|h| h.status);
+    let s = host.state(&id);
+    assert_eq!(health(&s), Some(Health::Starting), "{s:#?}");
+    host.wait_for(&id, secs(10), |s| health(s) == Some(Health::Healthy));
+    let s = host.wait_for(&id, secs(10), |s| health(s) == Some(Health::Unhealthy));
+    assert!(s.health.unwrap().failing_streak >= 2);
+    host.finish();
+}
+
+#[test]
+fn exec_runs_in_the_container_and_returns_the_exit_code() {
+    if !is_root("exec_runs_in_the_container_and_returns_the_exit_code") {
+        return;
+    }
+    let mut host = Host::new("exec");
+    let project = app(&host, "echo $$ > /tmp/pid1; sleep 30", "hostname: inside");
+    let id = host.run(&project, "app");
+    let sh = |script: &str| Request {
+        args: vec!["sh".into(), "-c".into(), script.into()],
+        ..Request::default()
+    };
+    assert_eq!(host.exec(&id, sh("exit 7")), 7);
+    assert_eq!(
+        host.exec(
+            &id,
+            sh("test \"$(hostname)\" = inside && test \"$(cat /tmp/pid1)\" = 1")
+        ),
+        0
+    );
+    assert_eq!(
+        host.exec(
+            &id,
+            Request {
+                user: Some("app".into()),
+                workdir: Some("/tmp".into()),
+                env: vec!["FOO=bar".into()],
+                ..sh("test \"$(id -u)\" = 1000 && test \"$PWD\" = /tmp && test \"$FOO\" = bar")
+            }
+        ),
+        0
+    );
+    assert_eq!(
+        host.exec(
+            &id,
+            Request {
+                args: vec!["no-such-program".into()],
+                ..Request::default()
+            }
+        ),
+        127
+    );
+    // The process really is in the container's cgroup and PID namespace.
+    assert_eq!(host.exec(&id, sh("test \"$(ps -o pid | wc -l)\" -le 6")), 0);
+    host.finish();
+}
+
+#[test]
+fn a_container_ignoring_sigterm_is_killed_after_the_grace_period() {
+    if !is_root("a_container_ignoring_sigterm_is_killed_after_the_grace_period") {
+        return;
+    }
+    let mut host = Host::new("grace");
+    // PID 1 without a handler ignores SIGTERM (the kernel protects a namespace's init).
+    let project = host.project(&format!(
+        "services:\n  app:\n    image: {IMAGE}\n    entrypoint: [\"sleep\", \"300\"]\n    stop_grace_period: 1s\n"
+    ));
+    let id = host.run(&project, "app");
+    let begun = Instant::now();
+    let state = host.rt.stop(&id, None).unwrap();
+    let took = begun.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "stopped too early: {took:?}"
+    );
+    assert!(took < secs(6), "stopped too late: {took:?}");
+    assert_eq!(state.status, Status::Exited);
+    assert_eq!(state.exit_code, Some(137));
+    assert!(state.stopped_by_user);
+    host.finish();
+}
+
+#[test]
+fn init_true_reaps_zombies_and_forwards_signals() {
+    if !is_root("init_true_reaps_zombies_and_forwards_signals") {
+        return;
+    }
+    let mut host = Host::new("init");
+    // The subshell's `sleep` is orphaned and reparented to PID 1, which then is `sleep`
+    // (after `exec`) or wharf's init: only the init reaps it.
+    let script = "(sleep 0.2 &); exec sleep 30";
+    let zombies = "sleep 1; test \"$(ps -o stat | grep -c Z)\" = 0";
+    let check = |host: &Host, id: &str| {
+        host.exec(
+            id,
+            Request {
+                args: vec!["sh".into(), "-c".into(), zombies.into()],
+                ..Request::default()
+            },
+        )
+    };
+    let project = app(&host, script, "init: true");
+    let id = host.run(&project, "app");
+    assert_eq!(check(&host, &id), 0, "no zombie under init");
+    let comm = Request {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "test \"$(cat /proc/1/comm)\" = wharf-init".into(),
+        ],
+        ..Request::default()
+    };
+    assert_eq!(host.exec(&id, comm), 0, "PID 1 is the init");
+    let state = host.rt.stop(&id, None).unwrap();
+    assert_eq!(
+        state.exit_code,
+        Some(143),
+        "SIGTERM forwarded to the program: {state:#?}"
+    );
+
+    let project = app(&host, script, "");
+    let id = host.run(&project, "app");
+    assert_eq!(
+        check(&host, &id),
+        1,
+        "the control, without init, keeps its zombie"
+    );
+    host.finish();
+}
+
+#[test]
+fn a_program_that_cannot_start_is_an_error_and_leaves_nothing() {
+    if !is_root("a_program_that_cannot_start_is_an_error_and_leaves_nothing") {
+        return;
+    }
+    let mut host = Host::new("nostart");
+    let project = host.project(&format!(
+        "services:\n  app:\n    image: {IMAGE}\n    entrypoint: [\"no-such-program\"]\n"
+    ));
+    let id = host.create(&project, "app");
+    let err = host.rt.start(&id).unwrap_err().to_string();
+    assert!(
+        err.contains("\"no-such-program\": executable file not found in $PATH"),
+        "{err}"
+    );
+    let state = host.state(&id);
+    assert_eq!(state.status, Status::Exited);
+    assert_eq!(state.exit_code, Some(127));
+    assert!(project_cgroups(&host.cgroups, &host.project).is_empty());
+    host.finish();
+}
+
+#[test]
+fn a_container_outlives_its_supervisor_and_is_still_removed() {
+    if !is_root("a_container_outlives_its_supervisor_and_is_still_removed") {
+        return;
+    }
+    let mut host = Host::new("orphan");
+    let project = app(&host, "sleep 300", "");
+    let id = host.run(&project, "app");
+    let state = host.state(&id);
+    let sup = state.supervisor.unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let s = host.wait_for(&id, secs(5), |_| !sup.is_alive());
+    assert_eq!(
+        s.status,
+        Status::Running,
+        "unsupervised but running: {s:#?}"
+    );
+    assert!(s.init.unwrap().is_alive());
+    host.finish();
+}
+
+#[test]
+fn the_wharf_binary_cannot_be_written_through_a_containers_proc() {
+    if !is_root("the_wharf_binary_cannot_be_written_through_a_containers_proc") {
+        return;
+    }
+    let mut host = Host::new("cve");
+    let project = app(&host, "sleep 300", "init: true");
+    let id = host.run(&project, "app");
+    let init = host.state(&id).init.unwrap();
+    // PID 1 of the container is wharf's init: its exe is the wharf binary, but seen
+    // through a private read-only mount, so writing through the link fails even for
+    // root on the host, even after the process is gone.
+    let exe = format!("/proc/{}/exe", init.pid);
+    let flags = nix::sys::statvfs::statvfs(exe.as_str()).unwrap().flags();
+    assert!(
+        flags.contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "{flags:?}"
+    );
+    let host_binary = nix::sys::statvfs::statvfs(env!("CARGO_BIN_EXE_wharf")).unwrap();
+    assert!(
+        !host_binary
+            .flags()
+            .contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "the check can tell the difference"
+    );
+    let held = fs::File::open(&exe).unwrap();
+    host.rt.stop(&id, None).unwrap();
+    let reopened = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held));
+    let err = fs::OpenOptions::new()
+        .write(true)
+        .open(&reopened)
+        .unwrap_err();
+    // EROFS from the mount; ETXTBSY instead while any supervisor still runs the binary
+    // (the kernel checks that first). The statvfs above shows the mount is read-only.
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)),
+        "{err}"
+    );
+    host.finish();
+}
