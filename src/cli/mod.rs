@@ -6,6 +6,7 @@
 //! stdout, diagnostics to stderr. This module holds no logic of its own beyond presentation.
 
 mod config;
+mod exec;
 mod graph;
 mod image;
 mod progress;
@@ -91,6 +92,8 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// List the images the project's services use
     Images(pull::ImagesArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
     /// Manage the local image store
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -178,6 +181,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Graph(args) => graph::run(&cli.global, args),
         Command::Pull(args) => pull::run_pull(&cli.global, args),
         Command::Images(args) => pull::run_images(&cli.global, args),
+        Command::Exec(args) => exec::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Fixture(args) => image::build_fixture(args),
         Command::Version => {

@@ -15,7 +15,7 @@
 //!
 //! Kernel behaviour this relies on, each checked on this project's host (6.18, hybrid):
 //! * `mkdir` in a cgroupfs creates the control files; a new v1 `cpuset` cgroup starts with
-//!   empty `cpuset.cpus`/`cpuset.mems`, and joining it fails (`ENOSPC`) until they are set.
+//!   empty `cpuset.cpus`/`cpuset.mems`, and joining it fails until they are set.
 //! * Writing to a control file that does not exist fails with `ENOENT` when the file is
 //!   opened without `O_CREAT`, as here, but with a misleading `EACCES` with it.
 //! * `rmdir` of a cgroup is refused (`EBUSY`) while it has processes or child cgroups, and
@@ -155,11 +155,14 @@ impl ContainerCgroup {
         match cg.set_up(res, &mut created) {
             Ok(warnings) => Ok((cg, warnings)),
             Err(err) => {
-                // Deepest first; a parent another container uses now is not empty and stays.
+                // Deepest first. A parent another container has started to use meanwhile is
+                // busy and stays, as it should.
                 for dir in created.iter().rev() {
-                    if let Err(e) = fs::remove_dir(dir)
-                        && e.kind() != io::ErrorKind::NotFound
-                    {
+                    let Err(e) = fs::remove_dir(dir) else {
+                        continue;
+                    };
+                    let parent_in_use = !dir.ends_with(&cg.rel) && is_busy(&e);
+                    if e.kind() != io::ErrorKind::NotFound && !parent_in_use {
                         tracing::warn!(
                             "cleaning up after a failed cgroup setup: removing {}: {e}",
                             dir.display()
@@ -435,14 +438,7 @@ impl ContainerCgroup {
                 match fs::remove_dir(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ResourceBusy | io::ErrorKind::DirectoryNotEmpty
-                        ) =>
-                    {
-                        break;
-                    }
+                    Err(e) if is_busy(&e) => break,
                     Err(source) => {
                         first_err.get_or_insert(CgroupError::Remove { path, source });
                         break;
@@ -495,7 +491,7 @@ impl ContainerCgroup {
 /// (and for a name that cannot be a project's, such as `..`). For leak checks.
 pub fn project_cgroups(h: &Hierarchies, project: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if check_rel(&format!("{CGROUP_PARENT}/{project}")).is_err() {
+    if !is_project_name(project) {
         return out;
     }
     let (v1, unified) = mounts(h);
@@ -513,10 +509,10 @@ pub fn project_cgroups(h: &Hierarchies, project: &str) -> Vec<PathBuf> {
 /// (`wharf/<project>/<container>`, sorted, each once), for [`ContainerCgroup::open`]: how
 /// `down` finds containers without a state file.
 pub fn project_containers(h: &Hierarchies, project: &str) -> Vec<String> {
-    let base = format!("{CGROUP_PARENT}/{project}");
-    if check_rel(&base).is_err() {
+    if !is_project_name(project) {
         return Vec::new();
     }
+    let base = format!("{CGROUP_PARENT}/{project}");
     let (v1, unified) = mounts(h);
     let mut names = std::collections::BTreeSet::new();
     for mount in v1.iter().map(|(m, _)| m).chain(unified.as_ref()) {
@@ -569,6 +565,20 @@ fn check_rel(rel: &str) -> Result<PathBuf> {
         }
     }
     Ok(PathBuf::from(rel))
+}
+
+/// One plain path component, as [`super::spec::cgroup_path`] requires of a project name.
+fn is_project_name(project: &str) -> bool {
+    !project.contains('/') && check_rel(&format!("{CGROUP_PARENT}/{project}")).is_ok()
+}
+
+/// A cgroup that still has processes or child cgroups (`EBUSY`; a plain directory that
+/// is not empty says `ENOTEMPTY`).
+fn is_busy(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ResourceBusy | io::ErrorKind::DirectoryNotEmpty
+    )
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -714,5 +724,380 @@ fn still_running(path: PathBuf, pids: Vec<i32>) -> CgroupError {
         path,
         pids,
         waited: KILL_TIMEOUT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempfile::TempDir;
+
+    /// A fake host in a temporary directory: each `(controller, dir)` is a v1 hierarchy
+    /// mounted at `<tmp>/<dir>` (the same dir twice is a co-mount), plus `<tmp>/unified`.
+    fn fake(v1: &[(&str, &str)], unified: bool) -> (TempDir, Hierarchies) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut h = Hierarchies::default();
+        for (controller, dir) in v1 {
+            let mount = tmp.path().join(dir);
+            fs::create_dir_all(&mount).unwrap();
+            h.v1.insert(controller.to_string(), mount);
+        }
+        if unified {
+            let mount = tmp.path().join("unified");
+            fs::create_dir_all(&mount).unwrap();
+            h.v2 = Some(mount);
+        }
+        (tmp, h)
+    }
+
+    /// Writes a control file, making its directory first: what the kernel's `mkdir` does
+    /// on a real cgroupfs, done by hand for the fake one.
+    fn put(path: impl AsRef<Path>, text: &str) {
+        let path = path.as_ref();
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn get(path: impl AsRef<Path>) -> String {
+        fs::read_to_string(path).unwrap()
+    }
+
+    fn w(file: &'static str, value: &str) -> CgroupWrite {
+        CgroupWrite {
+            file: file.into(),
+            value: value.to_string(),
+            if_present: false,
+        }
+    }
+
+    fn opt(file: &'static str, value: &str) -> CgroupWrite {
+        CgroupWrite {
+            if_present: true,
+            ..w(file, value)
+        }
+    }
+
+    fn v1(writes: Vec<CgroupWrite>) -> Resources {
+        Resources {
+            v1: writes,
+            ..Resources::default()
+        }
+    }
+
+    #[test]
+    fn one_directory_per_mount_point_and_only_under_wharf() {
+        let (tmp, h) = fake(
+            &[
+                ("cpu", "cpu,cpuacct"),
+                ("cpuacct", "cpu,cpuacct"),
+                ("memory", "memory"),
+                ("name=systemd", "systemd"),
+            ],
+            true,
+        );
+        let cg = ContainerCgroup::open(&h, "wharf/p/c").unwrap();
+        let t = tmp.path();
+        assert_eq!(
+            cg.dirs(),
+            [
+                t.join("cpu,cpuacct/wharf/p/c"),
+                t.join("memory/wharf/p/c"),
+                t.join("systemd/wharf/p/c"),
+                t.join("unified/wharf/p/c"),
+            ]
+        );
+        assert_eq!(cg.v1_dir("cpuacct"), cg.v1_dir("cpu"));
+        assert_eq!(cg.v1_dir("name=systemd"), Some(t.join("systemd/wharf/p/c")));
+        assert_eq!(cg.v1_dir("pids"), None);
+        assert_eq!(cg.rel(), Path::new("wharf/p/c"));
+        for bad in [
+            "",
+            "wharf",
+            "other/p/c",
+            "/wharf/p/c",
+            "wharf//c",
+            "wharf/../etc",
+            "wharf/p/.",
+            "wharf/p/c/",
+            "wharf/p\n",
+        ] {
+            let err = ContainerCgroup::open(&h, bad).expect_err(bad);
+            assert!(matches!(err, CgroupError::NotOurs { .. }), "{bad:?}: {err}");
+            assert!(
+                ContainerCgroup::create(&h, bad, &Resources::default()).is_err(),
+                "{bad:?}"
+            );
+        }
+        // Nothing was created for the refused paths.
+        assert!(!t.join("memory/wharf").exists() && !t.join("memory/etc").exists());
+    }
+
+    #[test]
+    fn create_makes_every_level_and_writes_v1_limits_into_their_hierarchy() {
+        let (tmp, h) = fake(
+            &[
+                ("memory", "memory"),
+                ("pids", "pids"),
+                ("name=systemd", "systemd"),
+            ],
+            true,
+        );
+        let t = tmp.path();
+        // As the kernel's mkdir would leave them; systemd and unified start empty.
+        put(
+            t.join("memory/wharf/p/c/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        );
+        put(t.join("pids/wharf/p/c/pids.max"), "max\n");
+        let res = Resources {
+            v2: vec![w("memory.max", "1")],
+            ..v1(vec![
+                w("memory.limit_in_bytes", "33554432"),
+                opt("memory.memsw.limit_in_bytes", "67108864"),
+                w("pids.max", "5"),
+            ])
+        };
+        let (cg, warnings) = ContainerCgroup::create(&h, "wharf/p/c", &res).unwrap();
+        assert_eq!(
+            get(t.join("memory/wharf/p/c/memory.limit_in_bytes")),
+            "33554432"
+        );
+        assert_eq!(get(t.join("pids/wharf/p/c/pids.max")), "5");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("memory.memsw.limit_in_bytes"),
+            "{warnings:?}"
+        );
+        for dir in cg.dirs() {
+            assert!(dir.is_dir(), "{}", dir.display());
+        }
+        // A hybrid host writes through v1 only.
+        assert!(!t.join("unified/wharf/p/c/memory.max").exists());
+        assert!(!t.join("unified/cgroup.subtree_control").exists());
+    }
+
+    #[test]
+    fn cpuset_levels_get_their_parents_cpus_and_mems_before_the_limit() {
+        let (tmp, h) = fake(&[("cpuset", "cpuset")], false);
+        let t = tmp.path().join("cpuset");
+        put(t.join("cpuset.cpus"), "0-3\n");
+        put(t.join("cpuset.mems"), "0\n");
+        // `wharf` is already narrower than the root: it keeps its CPUs.
+        put(t.join("wharf/cpuset.cpus"), "0-1\n");
+        put(t.join("wharf/cpuset.mems"), "\n");
+        for level in ["wharf/p", "wharf/p/c"] {
+            put(t.join(level).join("cpuset.cpus"), "\n");
+            put(t.join(level).join("cpuset.mems"), "\n");
+        }
+        let (_, warnings) =
+            ContainerCgroup::create(&h, "wharf/p/c", &v1(vec![w("cpuset.cpus", "1")])).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(get(t.join("wharf/cpuset.cpus")), "0-1\n");
+        assert_eq!(get(t.join("wharf/cpuset.mems")), "0");
+        assert_eq!(get(t.join("wharf/p/cpuset.cpus")), "0-1");
+        assert_eq!(get(t.join("wharf/p/cpuset.mems")), "0");
+        assert_eq!(get(t.join("wharf/p/c/cpuset.cpus")), "1");
+        assert_eq!(get(t.join("wharf/p/c/cpuset.mems")), "0");
+    }
+
+    #[test]
+    fn v2_enables_controllers_from_the_root_down_and_writes_v2_limits() {
+        let (tmp, h) = fake(&[], true);
+        let t = tmp.path().join("unified");
+        put(
+            t.join("cgroup.controllers"),
+            "cpuset cpu io memory hugetlb pids rdma misc\n",
+        );
+        put(t.join("cgroup.subtree_control"), "cpu memory\n");
+        put(
+            t.join("wharf/cgroup.subtree_control"),
+            "cpuset cpu io memory pids\n",
+        );
+        put(t.join("wharf/p/cgroup.subtree_control"), "");
+        for (file, default) in [
+            ("memory.max", "max\n"),
+            ("cpu.max", "max 100000\n"),
+            ("pids.max", "max\n"),
+        ] {
+            put(t.join("wharf/p/c").join(file), default);
+        }
+        let res = Resources {
+            v2: vec![
+                w("memory.max", "33554432"),
+                opt("memory.swap.max", "0"),
+                w("cpu.max", "50000 100000"),
+                w("pids.max", "5"),
+            ],
+            ..v1(vec![w("memory.limit_in_bytes", "1")])
+        };
+        let (_, warnings) = ContainerCgroup::create(&h, "wharf/p/c", &res).unwrap();
+        assert_eq!(get(t.join("cgroup.subtree_control")), "+cpuset +io +pids");
+        // Already complete: not written again.
+        assert_eq!(
+            get(t.join("wharf/cgroup.subtree_control")),
+            "cpuset cpu io memory pids\n"
+        );
+        assert_eq!(
+            get(t.join("wharf/p/cgroup.subtree_control")),
+            "+cpu +cpuset +io +memory +pids"
+        );
+        // The container holds processes: its own subtree stays off.
+        assert!(!t.join("wharf/p/c/cgroup.subtree_control").exists());
+        assert_eq!(get(t.join("wharf/p/c/memory.max")), "33554432");
+        assert_eq!(get(t.join("wharf/p/c/cpu.max")), "50000 100000");
+        assert_eq!(get(t.join("wharf/p/c/pids.max")), "5");
+        assert!(!t.join("wharf/p/c/memory.limit_in_bytes").exists());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("memory.swap.max"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_failed_write_removes_what_create_made_and_nothing_else() {
+        let (tmp, h) = fake(&[("memory", "memory"), ("pids", "pids")], true);
+        let t = tmp.path();
+        // A directory where the limit file should be makes the write fail.
+        fs::create_dir_all(t.join("memory/wharf/p/c/memory.limit_in_bytes")).unwrap();
+        // Another project's cgroup shares the `wharf` parent in the pids hierarchy.
+        fs::create_dir_all(t.join("pids/wharf/other/c")).unwrap();
+        let err = ContainerCgroup::create(
+            &h,
+            "wharf/p/c",
+            &v1(vec![w("memory.limit_in_bytes", "33554432")]),
+        )
+        .expect_err("write into a directory");
+        let text = err.to_string();
+        assert!(
+            text.contains("memory/wharf/p/c/memory.limit_in_bytes") && text.contains("33554432"),
+            "{text}"
+        );
+        assert!(matches!(err, CgroupError::Write { .. }), "{err:?}");
+        // What create made is gone; what was there before stays.
+        assert!(!t.join("unified/wharf").exists());
+        assert!(!t.join("pids/wharf/p").exists());
+        assert!(t.join("pids/wharf/other/c").is_dir());
+        assert!(t.join("memory/wharf/p/c/memory.limit_in_bytes").is_dir());
+    }
+
+    #[test]
+    fn a_missing_file_or_controller_fails_unless_the_write_is_optional() {
+        let (tmp, h) = fake(&[("memory", "memory")], true);
+        // No control files: the kernel lacks both. The optional one is skipped, the other
+        // fails, and the directories made on the way are removed again.
+        let res = v1(vec![
+            opt("memory.memsw.limit_in_bytes", "1"),
+            w("memory.limit_in_bytes", "1"),
+        ]);
+        let err = ContainerCgroup::create(&h, "wharf/p/c", &res).expect_err("missing file");
+        match &err {
+            CgroupError::Write { path, source, .. } => {
+                assert!(path.ends_with("memory.limit_in_bytes"));
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(project_cgroups(&h, "p").is_empty());
+        assert!(!tmp.path().join("memory/wharf").exists());
+
+        let err = ContainerCgroup::create(&h, "wharf/p/c", &v1(vec![w("cpu.shares", "512")]))
+            .expect_err("no cpu hierarchy");
+        assert!(err.to_string().contains("cpu.shares"), "{err}");
+        assert!(matches!(err, CgroupError::NoController { .. }), "{err:?}");
+        assert!(!tmp.path().join("memory/wharf").exists());
+
+        let (cg, warnings) =
+            ContainerCgroup::create(&h, "wharf/p/c", &v1(vec![opt("cpu.shares", "512")])).unwrap();
+        assert!(warnings[0].contains("cpu.shares"), "{warnings:?}");
+        cg.remove().unwrap();
+        assert!(!tmp.path().join("memory/wharf").exists());
+        assert!(!tmp.path().join("unified/wharf").exists());
+    }
+
+    #[test]
+    fn remove_keeps_parents_in_use_and_is_idempotent() {
+        let (tmp, h) = fake(&[("memory", "memory"), ("name=systemd", "systemd")], true);
+        let none = Resources::default();
+        let (c1, _) = ContainerCgroup::create(&h, "wharf/p/c1", &none).unwrap();
+        let (c2, _) = ContainerCgroup::create(&h, "wharf/p/c2", &none).unwrap();
+        let (q, _) = ContainerCgroup::create(&h, "wharf/q/c", &none).unwrap();
+        // A cgroup the container made inside its own.
+        fs::create_dir(tmp.path().join("memory/wharf/p/c2/nested")).unwrap();
+        assert_eq!(project_containers(&h, "p"), ["wharf/p/c1", "wharf/p/c2"]);
+        // The project dir, c1, c2 in three hierarchies, and the nested one.
+        assert_eq!(project_cgroups(&h, "p").len(), 10);
+        assert_eq!(ContainerCgroup::open(&h, "wharf/p/c1").unwrap(), c1);
+
+        c1.remove().unwrap();
+        c1.remove().unwrap();
+        assert_eq!(project_containers(&h, "p"), ["wharf/p/c2"]);
+        c2.remove().unwrap();
+        assert!(project_cgroups(&h, "p").is_empty());
+        assert!(tmp.path().join("systemd/wharf/q/c").is_dir());
+        q.remove().unwrap();
+        for mount in ["memory", "systemd", "unified"] {
+            let left: Vec<_> = fs::read_dir(tmp.path().join(mount)).unwrap().collect();
+            assert!(left.is_empty(), "{mount}: {left:?}");
+        }
+        // A name that is not a project's lists nothing, even where the path exists.
+        assert!(project_cgroups(&h, "..").is_empty());
+        assert!(project_containers(&h, "").is_empty());
+        fs::create_dir_all(tmp.path().join("memory/wharf/a/b")).unwrap();
+        assert!(project_cgroups(&h, "a/b").is_empty());
+        assert_eq!(project_cgroups(&h, "a").len(), 2);
+        fs::remove_dir_all(tmp.path().join("memory/wharf")).unwrap();
+    }
+
+    #[test]
+    fn procs_come_from_the_tracking_hierarchy_and_include_nested_cgroups() {
+        let (tmp, h) = fake(&[("memory", "memory"), ("pids", "pids")], true);
+        let t = tmp.path();
+        put(t.join("unified/wharf/p/c/cgroup.procs"), "1\n2\n");
+        put(t.join("unified/wharf/p/c/sub/cgroup.procs"), "3\n");
+        put(t.join("pids/wharf/p/c/cgroup.procs"), "4\n");
+        put(t.join("memory/wharf/p/c/cgroup.procs"), "5\n");
+        let procs = |h: &Hierarchies| ContainerCgroup::open(h, "wharf/p/c").unwrap().procs();
+        assert_eq!(procs(&h).unwrap(), [1, 2, 3]);
+        let mut no_unified = h.clone();
+        no_unified.v2 = None;
+        assert_eq!(procs(&no_unified).unwrap(), [4]);
+        no_unified.v1.remove("pids");
+        assert_eq!(procs(&no_unified).unwrap(), [5]);
+        let gone = ContainerCgroup::open(&h, "wharf/p/gone").unwrap();
+        assert_eq!(gone.procs().unwrap(), Vec::<i32>::new());
+        gone.kill_all().unwrap();
+
+        put(t.join("unified/wharf/p/bad/cgroup.procs"), "12\nx\n");
+        let bad = ContainerCgroup::open(&h, "wharf/p/bad").unwrap();
+        assert!(matches!(bad.procs(), Err(CgroupError::Parse { .. })));
+
+        // Nothing to kill: cgroup.kill is not even written.
+        put(t.join("unified/wharf/p/empty/cgroup.procs"), "");
+        put(t.join("unified/wharf/p/empty/cgroup.kill"), "");
+        ContainerCgroup::open(&h, "wharf/p/empty")
+            .unwrap()
+            .kill_all()
+            .unwrap();
+        assert_eq!(get(t.join("unified/wharf/p/empty/cgroup.kill")), "");
+    }
+
+    #[test]
+    fn oom_kills_are_read_from_v1_oom_control_or_v2_memory_events() {
+        let (tmp, h) = fake(&[("memory", "memory")], true);
+        let cg = ContainerCgroup::open(&h, "wharf/p/c").unwrap();
+        let file = tmp.path().join("memory/wharf/p/c/memory.oom_control");
+        put(&file, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+        assert_eq!(cg.oom_kills().unwrap(), 3);
+        // Kernels before 4.13 do not count.
+        put(&file, "oom_kill_disable 0\nunder_oom 0\n");
+        assert_eq!(cg.oom_kills().unwrap(), 0);
+
+        let mut v2 = h.clone();
+        v2.v1.clear();
+        let cg = ContainerCgroup::open(&v2, "wharf/p/c").unwrap();
+        assert!(matches!(cg.oom_kills(), Err(CgroupError::Read { .. })));
+        put(
+            tmp.path().join("unified/wharf/p/c/memory.events"),
+            "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\noom_group_kill 0\n",
+        );
+        assert_eq!(cg.oom_kills().unwrap(), 1);
     }
 }

@@ -80,19 +80,6 @@ fn run(dir: &ContainerDir) -> Result<std::convert::Infallible, StartError> {
     )
     .map_err(|e| setup_err("preparing the error pipe")(e.to_string()))?;
 
-    // Wait for the go: the supervisor has put us into the container's cgroup.
-    let mut sync = owned_fd(SYNC_FD).ok_or_else(|| setup_err("waiting")("no sync pipe".into()))?;
-    let mut byte = [0u8; 1];
-    match sync.read(&mut byte) {
-        Ok(1) => {}
-        _ => {
-            return Err(setup_err("waiting for the supervisor")(
-                "it went away".into(),
-            ));
-        }
-    }
-    drop(sync);
-
     let spec = &config.spec;
     let join_pid = |t: &JoinTarget| join_pid(&config, t);
     for (name, flag, target) in rootfs::joined_namespaces(spec) {
@@ -108,10 +95,6 @@ fn run(dir: &ContainerDir) -> Result<std::convert::Infallible, StartError> {
         sys::loopback_up()
             .map_err(|e| setup_err("bringing up the loopback interface")(e.to_string()))?;
     }
-    if spec.namespaces.cgroup == Namespace::New {
-        unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(|e| setup_err("creating the cgroup namespace")(e.to_string()))?;
-    }
     if spec.namespaces.uts == Namespace::New {
         nix::unistd::sethostname(&spec.hostname)
             .map_err(|e| setup_err("setting the hostname")(e.to_string()))?;
@@ -122,6 +105,29 @@ fn run(dir: &ContainerDir) -> Result<std::convert::Infallible, StartError> {
     }
 
     rootfs::setup(dir, &config, &cgroups, &join_pid)
+        .map_err(|e| setup_err("preparing the root filesystem")(e.to_string()))?;
+
+    // Wait for the go: the supervisor has put us into the container's cgroup. Everything
+    // above runs meanwhile — on cgroup v1 moving a process waits for an RCU grace period
+    // (the kernel's cgroup_threadgroup_rwsem), which costs more than all the mounts —
+    // and nothing above depends on the cgroup; the cgroup namespace below does.
+    let mut sync = owned_fd(SYNC_FD).ok_or_else(|| setup_err("waiting")("no sync pipe".into()))?;
+    let mut byte = [0u8; 1];
+    match sync.read(&mut byte) {
+        Ok(1) => {}
+        _ => {
+            return Err(setup_err("waiting for the supervisor")(
+                "it went away".into(),
+            ));
+        }
+    }
+    drop(sync);
+
+    if spec.namespaces.cgroup == Namespace::New {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| setup_err("creating the cgroup namespace")(e.to_string()))?;
+    }
+    rootfs::mount_private_cgroup2(spec, &cgroups)
         .map_err(|e| setup_err("preparing the root filesystem")(e.to_string()))?;
 
     if let Some(adj) = spec.process.oom_score_adj {

@@ -237,6 +237,15 @@ impl Runtime {
         ids
     }
 
+    /// The container of replica `replica` of `service` in `project`, if there is one.
+    pub fn find(&self, project: &str, service: &str, replica: u64) -> Option<String> {
+        self.list().into_iter().find(|id| {
+            self.dir(id).read_config().is_ok_and(|c| {
+                c.spec.project == project && c.spec.service == service && c.spec.replica == replica
+            })
+        })
+    }
+
     /// Starts the container under a new supervisor and returns once its program runs (or
     /// with the reason it could not start). Starting a running container does nothing.
     pub fn start(&self, id: &str) -> Result<State> {

@@ -518,6 +518,11 @@ fn mount_cgroups(
 ) -> Result<()> {
     ensure_mountpoint(target, false)?;
     if cgroups.version() == CgroupVersion::V2 {
+        if config.spec.namespaces.cgroup == Namespace::New {
+            // Mounted as the container's own view only once it is in its cgroup and
+            // cgroup namespace: see [`mount_private_cgroup2`].
+            return Ok(());
+        }
         return mount_fs("cgroup2", target, flags, None)
             .map_err(fail("mounting cgroup2 on", "/sys/fs/cgroup"));
     }
@@ -550,6 +555,29 @@ fn mount_cgroups(
         remount(target, MsFlags::MS_RDONLY).map_err(fail("making read-only", "/sys/fs/cgroup"))?;
     }
     Ok(())
+}
+
+/// On cgroup v2 with a cgroup namespace of the container's own: mounts `cgroup2` at
+/// `/sys/fs/cgroup` after `pivot_root`, once the init is in its cgroup and namespace (a
+/// `cgroup2` instance shows the hierarchy from the mounter's cgroup namespace root).
+pub fn mount_private_cgroup2(spec: &ContainerSpec, cgroups: &Hierarchies) -> Result<()> {
+    if cgroups.version() != CgroupVersion::V2 || spec.namespaces.cgroup != Namespace::New {
+        return Ok(());
+    }
+    let Some(m) = spec
+        .mounts
+        .iter()
+        .find(|m| matches!(m.kind, MountKind::Cgroup))
+    else {
+        return Ok(());
+    };
+    mount_fs(
+        "cgroup2",
+        Path::new(&m.destination),
+        flags_of(&m.flags),
+        None,
+    )
+    .map_err(fail("mounting cgroup2 on", &m.destination))
 }
 
 /// The device nodes of the spec in the container's `/dev`, the standard links, and for a

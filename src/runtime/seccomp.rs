@@ -15,7 +15,7 @@
 //!   audit architecture, so the i386 and x32 ABIs that Docker also admits on x86_64 (and
 //!   arm on aarch64) are refused: a 32-bit binary dies at its first system call.
 //! * Every rule of the profile allows, except `clone3` → `ENOSYS`. A seccompiler filter has
-//!   one match action, so that rule is a hand-written prefix ([`clone3_prefix`]).
+//!   one match action, so that rule is a hand-written prefix (`clone3_prefix`).
 //! * `includes.minKernel: 4.8` (`ptrace` for everyone) is taken as met.
 //! * [`load`] also sets `no_new_privs`, which seccompiler always does; see its docs.
 
@@ -46,7 +46,7 @@ pub enum SeccompError {
     #[error("seccomp: loading the filter on the current thread: {source}")]
     Load {
         #[source]
-        source: seccompiler::Error,
+        source: std::io::Error,
     },
 }
 
@@ -122,7 +122,9 @@ const BY_ARCH: &[(&[&str], &[&str])] = &[
     (&["ppc64le"], names! { sync_file_range2 swapcontext }),
     (
         &["arm", "arm64"],
-        names! { arm_fadvise64_64 arm_sync_file_range sync_file_range2 breakpoint cacheflush set_tls },
+        names! {
+            arm_fadvise64_64 arm_sync_file_range sync_file_range2 breakpoint cacheflush set_tls
+        },
     ),
     (&["amd64", "x32"], names! { arch_prctl }),
     (&["amd64", "x32", "x86"], names! { modify_ldt }),
@@ -237,7 +239,10 @@ const SOCKET_DOMAINS: &[(&str, u64)] = &[
 #[allow(unused_macros)] // unused on architectures without a table
 macro_rules! numbers {
     ($($sys:ident $(= $nr:literal)?)*) => {
-        &[$(($crate::runtime::seccomp::without_sys_prefix(stringify!($sys)), numbers!(@nr $sys $($nr)?))),*]
+        &[$((
+            $crate::runtime::seccomp::without_sys_prefix(stringify!($sys)),
+            numbers!(@nr $sys $($nr)?),
+        )),*]
     };
     (@nr $sys:ident) => { libc::$sys };
     (@nr $sys:ident $nr:literal) => { $nr };
@@ -524,13 +529,12 @@ pub fn default_filter(caps: &[Capability]) -> Result<BpfProgram, SeccompError> {
 /// filters, and children created afterwards inherit it. The caller is a container's
 /// single-threaded init just before `execve`.
 ///
-/// seccompiler sets `no_new_privs` on the thread first (and there is no way around it
-/// without `unsafe`), so a container gets `no_new_privs` whenever it gets the filter, even
-/// without `security_opt: [no-new-privileges]`: setuid and file-capability binaries inside
-/// it do not gain privileges. Docker loads the filter with `CAP_SYS_ADMIN` instead and
-/// leaves `no_new_privs` alone. For the same reason the caller needs no capability.
+/// Like Docker, this leaves `no_new_privs` alone (the raw `seccomp(2)` call in
+/// [`super::sys`], not seccompiler's `apply_filter`, which always sets it): the caller must
+/// either still hold `CAP_SYS_ADMIN` or have set `no_new_privs` itself, as
+/// [`super::process`] does.
 pub fn load(prog: &BpfProgram) -> Result<(), SeccompError> {
-    seccompiler::apply_filter(prog).map_err(|source| SeccompError::Load { source })
+    super::sys::seccomp_set_filter(prog).map_err(|source| SeccompError::Load { source })
 }
 
 /// The rules of the profile for `caps` on this architecture.
@@ -876,8 +880,8 @@ mod tests {
         assert_ne!(full[3].k, libc::SYS_clone3 as u32);
     }
 
-    /// The filter for real, on threads of this test process: `load` sets `no_new_privs`, so
-    /// this works unprivileged, and a filter and a namespace unshared by a thread stay on
+    /// The filter for real, on threads of this test process: each sets `no_new_privs` first
+    /// (as a container with `no-new-privileges` does), so this works unprivileged, and a filter and a namespace unshared by a thread stay on
     /// that thread and end with it.
     #[allow(unsafe_code)]
     mod behaviour {
@@ -908,6 +912,7 @@ mod tests {
         ) -> T {
             let program = default_filter(caps).unwrap();
             std::thread::spawn(move || {
+                nix::sys::prctl::set_no_new_privs().unwrap();
                 load(&program).unwrap();
                 f()
             })
@@ -1102,6 +1107,27 @@ mod tests {
             } else {
                 eprintln!("SKIPPED: unshare(CLONE_NEWUTS) needs root; got {uts:?}");
             }
+        }
+
+        #[test]
+        fn loading_as_root_leaves_no_new_privs_alone() {
+            if !is_root() {
+                eprintln!("SKIPPED loading_as_root_leaves_no_new_privs_alone: needs root");
+                return;
+            }
+            let program = default_filter(&DEFAULT_CAPABILITIES).unwrap();
+            let (nnp, unshared) = std::thread::spawn(move || {
+                load(&program).unwrap();
+                (no_new_privs(), unshare(libc::CLONE_NEWNS))
+            })
+            .join()
+            .unwrap();
+            assert_eq!(
+                nnp,
+                Ok(0),
+                "Docker's behaviour: no_new_privs only when asked"
+            );
+            assert_eq!(unshared, Err(libc::EPERM), "and the filter is in force");
         }
     }
 }

@@ -187,11 +187,12 @@ impl Supervisor {
                 r
             }
             Err(e) => {
-                report(ready, &format!("error: {e}"));
+                // Record first: the starter reads the state as soon as it hears from us.
                 self.state.status = Status::Exited;
-                self.state.error = Some(e);
+                self.state.error = Some(e.clone());
                 self.state.finished_at = Some(rfc3339_nanos(SystemTime::now()));
                 self.teardown(diag);
+                report(ready, &format!("error: {e}"));
                 return 1;
             }
         };
@@ -515,10 +516,17 @@ impl Supervisor {
         // std's Child would reap in `wait`; we reap by pid ourselves.
         std::mem::forget(child);
 
+        // The init builds its root filesystem meanwhile; it waits for our go only before
+        // its last steps.
         if let Err(e) = cgroup.join(init.as_raw()) {
             let _ = kill(init, NixSignal::SIGKILL);
             let _ = waitpid(init, None);
-            return Err(format!("moving the container into its cgroup: {e}"));
+            let mut message = String::new();
+            let _ = File::from(err_r).read_to_string(&mut message);
+            if message.is_empty() {
+                message = format!("moving the container into its cgroup: {e}");
+            }
+            return Err(message);
         }
         let started_at = SystemTime::now();
         let started = Instant::now();

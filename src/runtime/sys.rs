@@ -236,3 +236,35 @@ pub fn loopback_up() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Loads a classic BPF program as the calling thread's seccomp filter with
+/// `seccomp(SECCOMP_SET_MODE_FILTER)`. Unlike `seccompiler::apply_filter`, it does not set
+/// no-new-privs: Docker loads its filter while the init still holds `CAP_SYS_ADMIN` and
+/// sets no-new-privs only when asked (`security_opt: no-new-privileges`).
+pub fn seccomp_set_filter(program: &[seccompiler::sock_filter]) -> io::Result<()> {
+    #[repr(C)]
+    struct SockFprog {
+        len: libc::c_ushort,
+        filter: *const seccompiler::sock_filter,
+    }
+    let len = libc::c_ushort::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+    let prog = SockFprog {
+        len,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: `prog` points at `program`, which outlives the call; the kernel copies the
+    // instructions and keeps no pointer into our memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const SockFprog,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -659,3 +659,608 @@ fn atime(st: &FileStat) -> TimeSpec {
 fn mtime(st: &FileStat) -> TimeSpec {
     TimeSpec::new(st.st_mtime, st.st_mtime_nsec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, lchown, symlink};
+    use std::os::unix::net::UnixListener;
+
+    use nix::fcntl::AT_FDCWD;
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    use nix::sched::{CloneFlags, unshare};
+    use nix::sys::stat::makedev;
+    use nix::unistd::mkfifo;
+    use tempfile::TempDir;
+
+    fn is_root(what: &str) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            true
+        } else {
+            eprintln!("SKIPPED (needs root): {what}");
+            false
+        }
+    }
+
+    fn lmeta(p: &Path) -> fs::Metadata {
+        fs::symlink_metadata(p).unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()))
+    }
+
+    fn perms(p: &Path) -> u32 {
+        lmeta(p).mode() & 0o7777
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    fn set_mtime(p: &Path, secs: i64, nsec: i64) {
+        let t = TimeSpec::new(secs, nsec);
+        utimensat(AT_FDCWD, p, &t, &t, UtimensatFlags::NoFollowSymlink).expect("utimensat");
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether the filesystem under `dir` takes `user.*` xattrs (tmpfs only since Linux 6.6).
+    fn user_xattrs(dir: &Path) -> bool {
+        let probe = dir.join("xattr-probe");
+        fs::write(&probe, b"").expect("probe");
+        let ok = match xattr::set(&probe, "user.probe", b"1") {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!(
+                    "SKIPPED the user.* xattr checks: {} refuses them: {e}",
+                    dir.display()
+                );
+                false
+            }
+        };
+        fs::remove_file(&probe).expect("remove probe");
+        ok
+    }
+
+    /// A source tree, an empty volume and a file outside both, in one temporary directory.
+    struct Tree {
+        tmp: TempDir,
+        src: PathBuf,
+        dst: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn tree() -> Tree {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("src");
+        let dst = tmp.path().join("dst");
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&src).expect("src");
+        fs::create_dir(&dst).expect("dst");
+        fs::write(&outside, b"not yours").expect("outside");
+        Tree {
+            tmp,
+            src,
+            dst,
+            outside,
+        }
+    }
+
+    #[test]
+    fn volume_names_follow_dockers_rule() {
+        let long = "a".repeat(255);
+        let hex = "f".repeat(64);
+        for good in [
+            "ab",
+            "db",
+            "shop_data",
+            "a.b-c_d",
+            "0x",
+            "Data.2024",
+            &hex,
+            &long,
+        ] {
+            validate(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        let too_long = "a".repeat(256);
+        let bad = [
+            ("", "empty"),
+            ("a", "two characters"),
+            ("..", "start with"),
+            (".", "start with"),
+            (".hidden", "start with"),
+            ("../etc", "start with"),
+            ("-x", "start with"),
+            ("_x", "start with"),
+            ("é1", "start with"),
+            ("a/b", "only letters"),
+            ("a/..", "only letters"),
+            ("a b", "only letters"),
+            ("a:b", "only letters"),
+            ("aé", "only letters"),
+            ("a\0b", "only letters"),
+            (&too_long, "255"),
+        ];
+        for (name, why) in bad {
+            let err = validate(name).expect_err(name).to_string();
+            assert!(err.contains(&format!("{name:?}")), "{err}");
+            assert!(err.contains(why), "{name:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn invalid_names_are_refused_before_anything_is_touched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let vols = Volumes::new(tmp.path());
+        for bad in ["..", "a/b", "", ".x", "../volumes"] {
+            assert!(matches!(
+                vols.ensure(bad),
+                Err(VolumeError::InvalidName { .. })
+            ));
+            assert!(matches!(
+                vols.data_dir(bad),
+                Err(VolumeError::InvalidName { .. })
+            ));
+            assert!(matches!(
+                vols.remove(bad),
+                Err(VolumeError::InvalidName { .. })
+            ));
+            assert!(!vols.exists(bad));
+        }
+        assert!(names(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn ensure_creates_the_volume_once() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().join("state");
+        let vols = Volumes::new(&state);
+        assert!(!vols.exists("shop_data"));
+        let data = vols.ensure("shop_data").expect("ensure");
+        assert_eq!(data, state.join("volumes/shop_data/_data"));
+        assert_eq!(vols.data_dir("shop_data").expect("data_dir"), data);
+        assert!(vols.exists("shop_data"));
+        assert!(lmeta(&data).is_dir());
+        assert_eq!(perms(&state.join("volumes")), 0o701);
+        assert_eq!(perms(&state.join("volumes/shop_data")), 0o755);
+        assert_eq!(perms(&data), 0o755);
+
+        // Again: the data and a mode that seeding gave it stay.
+        fs::write(data.join("keep"), b"x").expect("write");
+        chmod(&data, 0o700);
+        assert_eq!(vols.ensure("shop_data").expect("ensure again"), data);
+        assert_eq!(names(&data), ["keep"]);
+        assert_eq!(perms(&data), 0o700);
+    }
+
+    #[test]
+    fn concurrent_ensures_all_succeed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let vols = Volumes::new(tmp.path());
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    barrier.wait();
+                    vols.ensure("raced").expect("ensure")
+                });
+            }
+        });
+        assert_eq!(vols.list().expect("list"), ["raced"]);
+    }
+
+    #[test]
+    fn ensure_completes_a_half_made_volume_and_refuses_a_symlinked_one() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let vols = Volumes::new(tmp.path());
+        let root = tmp.path().join("volumes");
+        fs::create_dir_all(root.join("half")).expect("half");
+        assert!(vols.exists("half"));
+        assert!(lmeta(&vols.ensure("half").expect("ensure half")).is_dir());
+
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).expect("elsewhere");
+        fs::create_dir(root.join("evil")).expect("evil");
+        symlink(&elsewhere, root.join("evil/_data")).expect("symlink");
+        let err = vols
+            .ensure("evil")
+            .expect_err("a symlinked _data")
+            .to_string();
+        assert!(
+            err.contains("volume evil") && err.contains("_data"),
+            "{err}"
+        );
+        assert!(names(&elsewhere).is_empty());
+    }
+
+    #[test]
+    fn list_shows_volume_directories_only_sorted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let vols = Volumes::new(tmp.path());
+        assert!(vols.list().expect("list without a volumes dir").is_empty());
+        vols.ensure("b1").expect("b1");
+        vols.ensure("a1").expect("a1");
+        let root = tmp.path().join("volumes");
+        fs::write(root.join("metadata.db"), b"").expect("file");
+        fs::create_dir(root.join(".tmp-x")).expect("hidden dir");
+        symlink(root.join("a1"), root.join("linked")).expect("symlink");
+        assert_eq!(vols.list().expect("list"), ["a1", "b1"]);
+        assert!(!vols.exists("linked") && !vols.exists("metadata.db"));
+    }
+
+    #[test]
+    fn remove_deletes_the_data_but_never_what_symlinks_in_it_point_to() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let vols = Volumes::new(tmp.path());
+        let outside = tmp.path().join("etc");
+        fs::create_dir(&outside).expect("outside");
+        fs::write(outside.join("passwd"), b"root:x:0:0").expect("outside file");
+        let data = vols.ensure("victim").expect("ensure");
+        fs::create_dir_all(data.join("a/b")).expect("dirs");
+        fs::write(data.join("a/b/f"), b"data").expect("file");
+        symlink(&outside, data.join("etc")).expect("dir link");
+        symlink(outside.join("passwd"), data.join("a/passwd")).expect("file link");
+        symlink("../../../etc", data.join("a/b/up")).expect("relative link");
+        vols.ensure("other").expect("other");
+
+        vols.remove("victim").expect("remove");
+        assert!(!vols.exists("victim"));
+        assert_eq!(vols.list().expect("list"), ["other"]);
+        assert_eq!(names(&outside), ["passwd"]);
+        assert_eq!(
+            fs::read(outside.join("passwd")).expect("read"),
+            b"root:x:0:0"
+        );
+        vols.remove("victim").expect("removing again is fine");
+        vols.remove("never-was")
+            .expect("removing a missing volume is fine");
+    }
+
+    #[test]
+    fn seed_copies_types_links_modes_times_and_xattrs() {
+        let t = tree();
+        let (src, dst) = (&t.src, &t.dst);
+        let outside_dir = t.tmp.path().join("outside-dir");
+        fs::create_dir(&outside_dir).expect("outside dir");
+        fs::write(outside_dir.join("secret"), b"s").expect("secret");
+
+        fs::create_dir_all(src.join("dir/sub")).expect("dirs");
+        fs::create_dir(src.join("empty")).expect("empty");
+        fs::create_dir(src.join("sticky")).expect("sticky");
+        chmod(&src.join("sticky"), 0o1777);
+        fs::write(src.join("dir/sub/deep.txt"), b"deep").expect("deep");
+        fs::write(src.join("setuid"), b"#!/bin/true").expect("setuid");
+        chmod(&src.join("setuid"), 0o4755);
+        fs::write(src.join("setgid"), b"").expect("setgid");
+        chmod(&src.join("setgid"), 0o2750);
+        symlink(&t.outside, src.join("link")).expect("link");
+        fs::hard_link(src.join("link"), src.join("link2")).expect("hard link to a symlink");
+        symlink("/nonexistent/x", src.join("dangling")).expect("dangling");
+        symlink(&outside_dir, src.join("dirlink")).expect("dirlink");
+        fs::write(src.join("hard1"), b"shared").expect("hard1");
+        fs::hard_link(src.join("hard1"), src.join("dir/hard2")).expect("hard2");
+        mkfifo(&src.join("fifo"), Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        chmod(&src.join("fifo"), 0o640);
+        drop(UnixListener::bind(src.join("sock")).expect("socket"));
+        let xattrs = user_xattrs(src);
+        if xattrs {
+            xattr::set(src.join("dir/sub/deep.txt"), "user.wharf", b"file").expect("xattr");
+            xattr::set(src.join("dir"), "user.wharf", b"dir").expect("xattr");
+        }
+        set_mtime(&src.join("dir/sub/deep.txt"), 1_000_000_000, 500);
+        set_mtime(&src.join("link"), 1_100_000_000, 0);
+        set_mtime(&src.join("dir/sub"), 1_200_000_000, 7);
+        set_mtime(&src.join("dir"), 1_234_567_890, 42);
+        chmod(src, 0o750);
+        set_mtime(src, 1_300_000_000, 0);
+        let outside_before = lmeta(&t.outside);
+
+        assert!(seed(src, dst).expect("seed"));
+
+        let mut want = vec![
+            "dangling", "dir", "dirlink", "empty", "fifo", "hard1", "link", "link2", "setgid",
+            "setuid", "sticky",
+        ];
+        want.sort();
+        assert_eq!(names(dst), want, "everything but the socket");
+        assert_eq!(
+            fs::read(dst.join("dir/sub/deep.txt")).expect("read"),
+            b"deep"
+        );
+        assert!(names(&dst.join("empty")).is_empty());
+        assert_eq!(perms(&dst.join("setuid")), 0o4755);
+        assert_eq!(perms(&dst.join("setgid")), 0o2750);
+        assert!(lmeta(&dst.join("sticky")).is_dir());
+        assert_eq!(perms(&dst.join("sticky")), 0o1777);
+
+        for (link, target) in [
+            ("link", t.outside.as_path()),
+            ("link2", t.outside.as_path()),
+            ("dangling", Path::new("/nonexistent/x")),
+            ("dirlink", outside_dir.as_path()),
+        ] {
+            assert!(lmeta(&dst.join(link)).is_symlink(), "{link}");
+            assert_eq!(fs::read_link(dst.join(link)).expect("readlink"), target);
+        }
+        assert_eq!(
+            lmeta(&dst.join("link")).ino(),
+            lmeta(&dst.join("link2")).ino()
+        );
+        assert_eq!(lmeta(&dst.join("link")).mtime(), 1_100_000_000);
+        let after = lmeta(&t.outside);
+        assert_eq!(fs::read(&t.outside).expect("read outside"), b"not yours");
+        assert_eq!(
+            (after.mode(), after.mtime(), after.mtime_nsec(), after.uid()),
+            (
+                outside_before.mode(),
+                outside_before.mtime(),
+                outside_before.mtime_nsec(),
+                outside_before.uid()
+            )
+        );
+        assert_eq!(names(&outside_dir), ["secret"]);
+
+        let (h1, h2) = (lmeta(&dst.join("hard1")), lmeta(&dst.join("dir/hard2")));
+        assert_eq!(h1.ino(), h2.ino());
+        assert_eq!(h1.nlink(), 2);
+        assert_eq!(fs::read(dst.join("dir/hard2")).expect("read"), b"shared");
+
+        assert!(lmeta(&dst.join("fifo")).file_type().is_fifo());
+        assert_eq!(perms(&dst.join("fifo")), 0o640);
+
+        let deep = lmeta(&dst.join("dir/sub/deep.txt"));
+        assert_eq!((deep.mtime(), deep.mtime_nsec()), (1_000_000_000, 500));
+        let sub = lmeta(&dst.join("dir/sub"));
+        assert_eq!((sub.mtime(), sub.mtime_nsec()), (1_200_000_000, 7));
+        let dir = lmeta(&dst.join("dir"));
+        assert_eq!((dir.mtime(), dir.mtime_nsec()), (1_234_567_890, 42));
+        assert_eq!(perms(dst), 0o750, "the volume takes the source's mode");
+        assert_eq!(lmeta(dst).mtime(), 1_300_000_000);
+
+        if xattrs {
+            let get = |p: &str| xattr::get(dst.join(p), "user.wharf").expect("getxattr");
+            assert_eq!(get("dir/sub/deep.txt").as_deref(), Some(&b"file"[..]));
+            assert_eq!(get("dir").as_deref(), Some(&b"dir"[..]));
+        }
+        // The source is as it was.
+        assert!(lmeta(&src.join("link")).is_symlink());
+        assert!(lmeta(&src.join("sock")).file_type().is_socket());
+    }
+
+    #[test]
+    fn seed_copies_ownership_device_nodes_and_trusted_xattrs() {
+        if !is_root("chown, mknod and trusted.* xattrs") {
+            return;
+        }
+        let t = tree();
+        let (src, dst) = (&t.src, &t.dst);
+        let owned = |p: &Path| lchown(p, Some(1234), Some(5678)).expect("lchown");
+        fs::write(src.join("file"), b"x").expect("file");
+        owned(&src.join("file"));
+        chmod(&src.join("file"), 0o4755);
+        fs::create_dir(src.join("dir")).expect("dir");
+        owned(&src.join("dir"));
+        symlink(&t.outside, src.join("link")).expect("link");
+        owned(&src.join("link"));
+        mkfifo(&src.join("fifo"), Mode::from_bits_truncate(0o600)).expect("fifo");
+        owned(&src.join("fifo"));
+        mknodat(
+            AT_FDCWD,
+            &src.join("null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o600),
+            makedev(1, 3),
+        )
+        .expect("mknod");
+        owned(&src.join("null"));
+        chmod(&src.join("null"), 0o666);
+        xattr::set(src.join("file"), "trusted.wharf", b"t").expect("trusted xattr");
+        owned(src);
+        chmod(src, 0o750);
+
+        assert!(seed(src, dst).expect("seed"));
+
+        for p in ["file", "dir", "link", "fifo", "null", ""] {
+            let m = lmeta(&dst.join(p));
+            assert_eq!((m.uid(), m.gid()), (1234, 5678), "{p:?}");
+        }
+        assert_eq!(
+            perms(&dst.join("file")),
+            0o4755,
+            "chown must not eat setuid"
+        );
+        assert_eq!(perms(dst), 0o750);
+        let null = lmeta(&dst.join("null"));
+        assert!(null.file_type().is_char_device());
+        assert_eq!(null.rdev(), makedev(1, 3));
+        assert_eq!(perms(&dst.join("null")), 0o666);
+        assert_eq!(
+            xattr::get(dst.join("file"), "trusted.wharf").expect("getxattr"),
+            Some(b"t".to_vec())
+        );
+        assert_eq!(
+            lmeta(&t.outside).uid(),
+            0,
+            "the link's target keeps its owner"
+        );
+    }
+
+    #[test]
+    fn seed_leaves_a_non_empty_volume_alone() {
+        let t = tree();
+        fs::write(t.src.join("from-image"), b"x").expect("src file");
+        fs::write(t.dst.join("mine"), b"y").expect("dst file");
+        chmod(&t.src, 0o700);
+        chmod(&t.dst, 0o755);
+        assert!(!seed(&t.src, &t.dst).expect("seed"));
+        assert_eq!(names(&t.dst), ["mine"]);
+        assert_eq!(perms(&t.dst), 0o755);
+    }
+
+    #[test]
+    fn seed_without_a_source_directory_does_nothing() {
+        let t = tree();
+        let dir = t.tmp.path().join("real-dir");
+        fs::create_dir(&dir).expect("dir");
+        fs::write(dir.join("f"), b"x").expect("f");
+        symlink(&dir, t.tmp.path().join("dir-link")).expect("symlink");
+        for missing in ["nope", "outside", "dir-link"] {
+            assert!(!seed(&t.tmp.path().join(missing), &t.dst).expect(missing));
+        }
+        assert!(names(&t.dst).is_empty());
+    }
+
+    #[test]
+    fn seed_gives_the_volume_an_empty_source_s_mode() {
+        let t = tree();
+        chmod(&t.src, 0o711);
+        assert!(seed(&t.src, &t.dst).expect("seed"));
+        assert!(names(&t.dst).is_empty());
+        assert_eq!(perms(&t.dst), 0o711);
+    }
+
+    #[test]
+    fn seed_refuses_a_symlinked_volume() {
+        let t = tree();
+        fs::write(t.src.join("f"), b"x").expect("f");
+        let link = t.tmp.path().join("dst-link");
+        symlink(&t.dst, &link).expect("symlink");
+        let err = seed(&t.src, &link).expect_err("a symlinked volume");
+        assert!(
+            matches!(&err, VolumeError::Seed { path, .. } if path == &link),
+            "{err}"
+        );
+        assert!(names(&t.dst).is_empty());
+    }
+
+    #[test]
+    fn seed_copies_deep_trees() {
+        let t = tree();
+        let mut deep = t.src.clone();
+        for _ in 0..300 {
+            deep.push("d");
+        }
+        fs::create_dir_all(&deep).expect("deep dirs");
+        fs::write(deep.join("bottom"), b"!").expect("bottom");
+        assert!(seed(&t.src, &t.dst).expect("seed"));
+        let copied = t.dst.join(deep.strip_prefix(&t.src).expect("relative"));
+        assert_eq!(fs::read(copied.join("bottom")).expect("read"), b"!");
+    }
+
+    /// Gives this test's thread a mount namespace of its own, private from the host's; it goes
+    /// away with the thread (libtest runs each test on a new thread).
+    fn private_mounts() -> bool {
+        if !is_root("a private mount namespace") {
+            return false;
+        }
+        unshare(CloneFlags::CLONE_NEWNS).expect("unshare");
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .expect("make the mounts private");
+        true
+    }
+
+    /// Unmounts on drop, before the temporary directory that holds the mount point goes.
+    struct Mounted(PathBuf);
+
+    impl Mounted {
+        fn new(fstype: &str, data: &str, at: &Path) -> Mounted {
+            mount(Some(fstype), at, Some(fstype), MsFlags::empty(), Some(data))
+                .unwrap_or_else(|e| panic!("mount {fstype} on {}: {e}", at.display()));
+            Mounted(at.to_path_buf())
+        }
+    }
+
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
+        }
+    }
+
+    #[test]
+    fn seed_does_not_descend_into_mounts_below_the_source() {
+        if !private_mounts() {
+            return;
+        }
+        let t = tree();
+        fs::write(t.src.join("file"), b"x").expect("file");
+        fs::create_dir(t.src.join("mnt")).expect("mount point");
+        let _m = Mounted::new("tmpfs", "size=1m,mode=0750", &t.src.join("mnt"));
+        fs::write(t.src.join("mnt/host-secret"), b"s").expect("file in the mount");
+        assert!(seed(&t.src, &t.dst).expect("seed"));
+        assert_eq!(names(&t.dst), ["file", "mnt"]);
+        assert!(names(&t.dst.join("mnt")).is_empty());
+        assert_eq!(perms(&t.dst.join("mnt")), 0o750);
+    }
+
+    #[test]
+    fn seed_copies_everything_an_overlay_shows() {
+        if !private_mounts() {
+            return;
+        }
+        let t = tree();
+        let base = t.tmp.path();
+        for d in [
+            "lower1/data/nested",
+            "lower2/data/nested",
+            "upper",
+            "work",
+            "merged",
+        ] {
+            fs::create_dir_all(base.join(d)).expect("overlay dirs");
+        }
+        fs::write(base.join("lower1/data/a"), b"a").expect("a");
+        fs::write(base.join("lower1/data/nested/b"), b"b").expect("b");
+        fs::write(base.join("lower1/data/h1"), b"h").expect("h1");
+        fs::hard_link(
+            base.join("lower1/data/h1"),
+            base.join("lower1/data/nested/h2"),
+        )
+        .expect("h2");
+        fs::write(base.join("lower2/data/nested/c"), b"c").expect("c");
+        let opts = format!(
+            "lowerdir={}:{},upperdir={},workdir={}",
+            base.join("lower2").display(),
+            base.join("lower1").display(),
+            base.join("upper").display(),
+            base.join("work").display()
+        );
+        let _m = Mounted::new("overlay", &opts, &base.join("merged"));
+
+        assert!(seed(&base.join("merged/data"), &t.dst).expect("seed"));
+        assert_eq!(names(&t.dst), ["a", "h1", "nested"]);
+        assert_eq!(names(&t.dst.join("nested")), ["b", "c", "h2"]);
+        assert_eq!(fs::read(t.dst.join("nested/c")).expect("c"), b"c");
+        assert_eq!(
+            lmeta(&t.dst.join("h1")).ino(),
+            lmeta(&t.dst.join("nested/h2")).ino()
+        );
+    }
+
+    #[test]
+    fn a_failed_seed_leaves_the_volume_empty() {
+        if !private_mounts() {
+            return;
+        }
+        let t = tree();
+        fs::create_dir_all(t.src.join("a/b")).expect("dirs");
+        fs::write(t.src.join("a/b/small"), b"x").expect("small");
+        fs::write(t.src.join("small"), b"x").expect("small");
+        fs::write(t.src.join("big"), vec![7u8; 1 << 20]).expect("big");
+        let _m = Mounted::new("tmpfs", "size=64k", &t.dst);
+        let err = seed(&t.src, &t.dst)
+            .expect_err("a volume too small")
+            .to_string();
+        assert!(err.contains("big") && err.contains("space"), "{err}");
+        assert!(names(&t.dst).is_empty());
+    }
+}

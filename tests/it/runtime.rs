@@ -547,7 +547,8 @@ fn init_true_reaps_zombies_and_forwards_signals() {
     // The subshell's `sleep` is orphaned and reparented to PID 1, which then is `sleep`
     // (after `exec`) or wharf's init: only the init reaps it.
     let script = "(sleep 0.2 &); exec sleep 30";
-    let zombies = "sleep 1; test \"$(ps -o stat | grep -c Z)\" = 0";
+    // Polls for up to 4 s: under load the orphan may take a while to exit.
+    let zombies = "for i in $(seq 20); do sleep 0.2; test \"$(ps -o stat | grep -c Z)\" = 0 && exit 0; done; exit 1";
     let check = |host: &Host, id: &str| {
         host.exec(
             id,
@@ -671,5 +672,57 @@ fn the_wharf_binary_cannot_be_written_through_a_containers_proc() {
         matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ETXTBSY)),
         "{err}"
     );
+    host.finish();
+}
+
+#[test]
+fn wharf_exec_finds_the_services_container_and_exits_with_its_code() {
+    if !is_root("wharf_exec_finds_the_services_container_and_exits_with_its_code") {
+        return;
+    }
+    let mut host = Host::new("cliexec");
+    let project = app(&host, "sleep 60", "");
+    let id = host.run(&project, "app");
+    let wharf = |args: &[&str]| {
+        let mut cmd = crate::util::wharf();
+        cmd.env("WHARF_ROOT", host.root())
+            .current_dir(host.root().join("project"))
+            .args(["-p", &host.project, "exec"])
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let out = wharf(&[
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "echo out-$FOO; echo err >&2; exit 5",
+        "-e",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+    let out = wharf(&[
+        "-T",
+        "-e",
+        "FOO=bar",
+        "-u",
+        "app",
+        "-w",
+        "/tmp",
+        "app",
+        "sh",
+        "-c",
+        "echo $FOO $(id -un) $PWD",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "bar app /tmp\n");
+    assert_eq!(out.status.code(), Some(0));
+    let out = wharf(&["-T", "--index", "2", "app", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not running"),
+        "{out:?}"
+    );
+    let out = wharf(&["-T", "nosuch", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    let _ = id;
     host.finish();
 }
