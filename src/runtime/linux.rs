@@ -268,24 +268,31 @@ impl Runtime {
         let config = dir.read_config().map_err(Self::record(id))?;
         let state = dir.read_state().map_err(Self::record(id))?;
         let grace = timeout.unwrap_or(config.spec.stop.grace_period);
-        match state.supervisor.filter(|s| s.is_alive()) {
-            Some(sup) if timeout.is_none() => {
-                let _ = kill(Pid::from_raw(sup.pid), NixSignal::SIGTERM);
-                wait_gone(|| sup.is_alive(), grace + Duration::from_secs(5));
-            }
+        let supervisor = state.supervisor.filter(|s| s.is_alive());
+        let init = state.init.filter(|p| p.is_alive());
+        match supervisor {
+            // The supervisor sends the stop signal and, knowing it was asked, does not
+            // restart the container when it exits.
             Some(sup) => {
-                // A shorter or longer grace period than the supervisor knows: signal the
-                // container ourselves, then let the supervisor clean up.
-                if let Some(init) = state.init.filter(|p| p.is_alive()) {
+                let _ = kill(Pid::from_raw(sup.pid), NixSignal::SIGTERM);
+            }
+            None => {
+                if let Some(init) = init {
                     let sig = NixSignal::try_from(config.spec.stop.signal.number())
                         .unwrap_or(NixSignal::SIGTERM);
                     let _ = kill(Pid::from_raw(init.pid), sig);
-                    wait_gone(|| init.is_alive(), grace);
                 }
-                let _ = kill(Pid::from_raw(sup.pid), NixSignal::SIGTERM);
-                wait_gone(|| sup.is_alive(), Duration::from_secs(5));
             }
-            None => {}
+        }
+        if let Some(init) = init {
+            wait_gone(|| init.is_alive(), grace);
+            if init.is_alive() {
+                // Our grace period (`timeout`) may be shorter than the supervisor's.
+                self.kill_leftovers(&config)?;
+            }
+        }
+        if let Some(sup) = supervisor {
+            wait_gone(|| sup.is_alive(), Duration::from_secs(5));
         }
         // Whatever is still there (a dead supervisor's container, or one that did not
         // finish in time) is killed through the cgroup, found by name.

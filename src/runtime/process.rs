@@ -109,8 +109,32 @@ pub fn drop_privileges(process: &Process, security: &Security) -> Result<(), Sta
         .iter()
         .filter_map(|c| caps::Capability::from_str(c.name()).ok())
         .collect();
-    let supported = caps::runtime::thread_all_supported();
-    for cap in supported.difference(&wanted) {
+    // What we can give: a process never gains a capability outside its bounding set. A
+    // privileged container gets all of those (Docker: "all capabilities the daemon has");
+    // one that asks for a capability the host withholds is refused by name.
+    let available = caps::read(None, CapSet::Bounding).map_err(|e| StartError {
+        step: "reading capabilities",
+        message: e.to_string(),
+        exit_code: 126,
+    })?;
+    let wanted: caps::CapsHashSet = if security.privileged {
+        wanted.intersection(&available).copied().collect()
+    } else {
+        let mut missing: Vec<String> = wanted
+            .difference(&available)
+            .map(|c| c.to_string())
+            .collect();
+        if !missing.is_empty() {
+            missing.sort();
+            return Err(StartError {
+                step: "setting capabilities",
+                message: format!("not available on this host: {}", missing.join(", ")),
+                exit_code: 126,
+            });
+        }
+        wanted
+    };
+    for cap in available.difference(&wanted) {
         caps::drop(None, CapSet::Bounding, *cap).map_err(|e| StartError {
             step: "dropping capabilities",
             message: format!("{cap}: {e}"),
@@ -138,21 +162,26 @@ pub fn drop_privileges(process: &Process, security: &Security) -> Result<(), Sta
     let uid = Uid::from_raw(user.uid);
     nix::unistd::setresuid(uid, uid, uid).map_err(nix_step("setting the user id"))?;
 
-    let cap_err = |e: caps::errors::CapsError| StartError {
-        step: "setting capabilities",
-        message: e.to_string(),
-        exit_code: 126,
+    let set = |which: CapSet, value: &caps::CapsHashSet| {
+        caps::set(None, which, value).map_err(|e| StartError {
+            step: "setting capabilities",
+            message: format!("{which:?}: {e}"),
+            exit_code: 126,
+        })
     };
     let granted = if root {
         wanted
     } else {
         caps::CapsHashSet::new()
     };
-    caps::clear(None, CapSet::Ambient).map_err(cap_err)?;
-    caps::set(None, CapSet::Inheritable, &caps::CapsHashSet::new()).map_err(cap_err)?;
-    caps::set(None, CapSet::Effective, &granted).map_err(cap_err)?;
-    caps::set(None, CapSet::Permitted, &granted).map_err(cap_err)?;
-    caps::set(None, CapSet::Effective, &granted).map_err(cap_err)?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| StartError {
+        step: "setting capabilities",
+        message: format!("ambient: {e}"),
+        exit_code: 126,
+    })?;
+    set(CapSet::Inheritable, &caps::CapsHashSet::new())?;
+    set(CapSet::Effective, &granted)?;
+    set(CapSet::Permitted, &granted)?;
 
     if security.no_new_privileges {
         load(&filter)?;

@@ -475,12 +475,13 @@ fn mount_one(
                 target: format!("{other:?}"),
                 source: io::Error::new(io::ErrorKind::NotFound, "that container is not running"),
             })?;
-            let source = PathBuf::from(format!("/proc/{pid}/root/dev/shm"));
             ensure_mountpoint(&target, false)?;
-            bind(&source, &target, false, flags).map_err(fail(
-                format!("bind-mounting {} on", source.display()),
-                &m.destination,
-            ))
+            let shm = sys::clone_foreign_mount(pid, "/dev/shm").map_err(fail(
+                "sharing /dev/shm of the container with pid",
+                pid.to_string(),
+            ))?;
+            sys::attach_mount(&shm, &target)
+                .map_err(fail("mounting the shared /dev/shm on", &m.destination))
         }
     }
 }

@@ -268,3 +268,63 @@ pub fn seccomp_set_filter(program: &[seccompiler::sock_filter]) -> io::Result<()
     }
     Ok(())
 }
+
+/// A copy of the mount at `path` as process `pid` sees it, detached (in no mount table),
+/// for [`attach_mount`]. `mount --bind /proc/<pid>/root/...` cannot do this: the kernel
+/// refuses to bind a mount of another mount namespace. So the calling process enters
+/// `pid`'s mount namespace, clones the mount there with `open_tree(OPEN_TREE_CLONE)`, and
+/// comes back to its own. The caller must be single-threaded (the container's init).
+pub fn clone_foreign_mount(pid: i32, path: &str) -> io::Result<OwnedFd> {
+    use nix::sched::{CloneFlags, setns};
+    let own = std::fs::File::open("/proc/self/ns/mnt")?;
+    let theirs = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
+    let cwd = std::env::current_dir()?;
+    setns(&theirs, CloneFlags::CLONE_NEWNS)?;
+    let cpath = CString::new(path)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"));
+    let cloned = cpath.and_then(|p| {
+        // SAFETY: `p` is a valid C string; open_tree returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                p.as_ptr(),
+                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+        }
+    });
+    // Coming back must work, or we would go on building the container in another's
+    // namespace.
+    setns(&own, CloneFlags::CLONE_NEWNS).expect("returning to our own mount namespace");
+    std::env::set_current_dir(cwd)?;
+    cloned
+}
+
+/// Attaches a detached mount (from [`clone_foreign_mount`]) at `target`.
+pub fn attach_mount(mount: &OwnedFd, target: &Path) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let empty = CString::new("").expect("no NUL");
+    let target = cpath(target)?;
+    // SAFETY: both strings are valid C strings and `mount` an open descriptor; the kernel
+    // reads them during the call only.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -41,6 +41,8 @@ pub struct Host {
     ids: Vec<String>,
     supervisors: Vec<ProcRef>,
     inits: Vec<ProcRef>,
+    /// Namespaces the containers' first processes had that the host does not share.
+    namespaces: std::collections::BTreeSet<String>,
     finished: bool,
 }
 
@@ -74,6 +76,7 @@ impl Host {
             ids: Vec::new(),
             supervisors: Vec::new(),
             inits: Vec::new(),
+            namespaces: Default::default(),
             finished: false,
         }
     }
@@ -101,6 +104,17 @@ impl Host {
 
     /// Creates replica 1 of `service` without starting it.
     pub fn create(&mut self, project: &compose::Project, service: &str) -> String {
+        self.create_joining(project, service, &[])
+    }
+
+    /// Creates replica 1 of `service`, sharing namespaces with the containers named:
+    /// (`service:db`, container id) pairs.
+    pub fn create_joining(
+        &mut self,
+        project: &compose::Project,
+        service: &str,
+        joins: &[(&str, &str)],
+    ) -> String {
         let prepared = prepare(
             project,
             Naming {
@@ -119,6 +133,10 @@ impl Host {
                 &prepared.spec,
                 &CreateOptions {
                     layers: prepared.layers,
+                    joins: joins
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                     ..CreateOptions::default()
                 },
             )
@@ -138,6 +156,18 @@ impl Host {
     pub fn track(&mut self, state: &State) {
         self.supervisors.extend(state.supervisor);
         self.inits.extend(state.init);
+        if let Some(init) = state.init {
+            for ns in NAMESPACES {
+                let theirs = fs::read_link(format!("/proc/{}/ns/{ns}", init.pid));
+                let ours = fs::read_link(format!("/proc/self/ns/{ns}"));
+                if let (Ok(theirs), Ok(ours)) = (theirs, ours) {
+                    if theirs != ours {
+                        self.namespaces
+                            .insert(theirs.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
     }
 
     pub fn state(&mut self, id: &str) -> State {
@@ -188,7 +218,46 @@ impl Host {
     }
 }
 
+const NAMESPACES: [&str; 6] = ["pid", "mnt", "net", "ipc", "uts", "cgroup"];
+
+/// Every namespace some process on the host is in.
+fn namespaces_in_use() -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        for ns in NAMESPACES {
+            if let Ok(link) = fs::read_link(entry.path().join("ns").join(ns)) {
+                out.insert(link.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
 fn assert_no_leaks(host: &Host) {
+    assert!(
+        !host.namespaces.is_empty() || host.inits.is_empty(),
+        "namespaces were recorded"
+    );
+    // A killed container whose supervisor was gone is reaped by the host's init, which
+    // may take a moment; until then its zombie still holds the namespaces.
+    let end = Instant::now() + secs(5);
+    loop {
+        let in_use = namespaces_in_use();
+        let left: Vec<&String> = host.namespaces.intersection(&in_use).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < end, "namespaces still in use: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let cg = project_cgroups(&host.cgroups, &host.project);
     assert!(cg.is_empty(), "cgroups left: {cg:?}");
     for p in host.supervisors.iter().chain(&host.inits) {
@@ -724,5 +793,274 @@ fn wharf_exec_finds_the_services_container_and_exits_with_its_code() {
     let out = wharf(&["-T", "nosuch", "true"]);
     assert_eq!(out.status.code(), Some(1));
     let _ = id;
+    host.finish();
+}
+
+/// `readlink /proc/<pid>/ns/<ns>` of a container's first process.
+fn ns_of(host: &mut Host, id: &str, ns: &str) -> String {
+    let pid = host.state(id).init.expect("running").pid;
+    fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn ours(ns: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn namespaces_none_host_and_shared_with_another_service() {
+    if !is_root("namespaces_none_host_and_shared_with_another_service") {
+        return;
+    }
+    let mut host = Host::new("ns");
+    let project = host.project(&format!(
+        r#"
+services:
+  alone:
+    image: {IMAGE}
+    network_mode: none
+    entrypoint: ["sh", "-c", "ip -o link | wc -l; ip -o link show lo | grep -c UP"]
+  hosty:
+    image: {IMAGE}
+    network_mode: host
+    pid: host
+    entrypoint: ["sleep", "60"]
+  db:
+    image: {IMAGE}
+    ipc: shareable
+    entrypoint: ["sleep", "60"]
+  app:
+    image: {IMAGE}
+    ipc: "service:db"
+    network_mode: "service:db"
+    entrypoint: ["sleep", "60"]
+"#
+    ));
+    let alone = host.run(&project, "alone");
+    host.wait_exited(&alone, secs(10));
+    assert_eq!(host.log_text(&alone), "1\n1\n", "only lo, and it is up");
+
+    let hosty = host.run(&project, "hosty");
+    assert_eq!(ns_of(&mut host, &hosty, "net"), ours("net"));
+    assert_eq!(ns_of(&mut host, &hosty, "pid"), ours("pid"));
+    assert_ne!(ns_of(&mut host, &hosty, "mnt"), ours("mnt"));
+
+    let db = host.run(&project, "db");
+    let app = host.create_joining(&project, "app", &[("service:db", &db)]);
+    let state = host.rt.start(&app).unwrap();
+    host.track(&state);
+    assert_eq!(ns_of(&mut host, &app, "ipc"), ns_of(&mut host, &db, "ipc"));
+    assert_eq!(ns_of(&mut host, &app, "net"), ns_of(&mut host, &db, "net"));
+    assert_ne!(ns_of(&mut host, &app, "net"), ours("net"));
+    assert_ne!(ns_of(&mut host, &app, "pid"), ns_of(&mut host, &db, "pid"));
+    // `ipc: service:db` also shares db's /dev/shm.
+    let sh = |script: &str| Request {
+        args: vec!["sh".into(), "-c".into(), script.into()],
+        ..Request::default()
+    };
+    assert_eq!(host.exec(&db, sh("echo token > /dev/shm/t")), 0);
+    assert_eq!(host.exec(&app, sh("test \"$(cat /dev/shm/t)\" = token")), 0);
+    host.finish();
+}
+
+#[test]
+fn limits_sysctls_and_process_settings_apply() {
+    if !is_root("limits_sysctls_and_process_settings_apply") {
+        return;
+    }
+    let mut host = Host::new("settings");
+    let project = app(
+        &host,
+        "ulimit -n; cat /proc/sys/net/ipv4/ping_group_range; cat /proc/self/oom_score_adj; \
+         hostname; cat /proc/sys/kernel/domainname; df -k /dev/shm | tail -1 | awk '{print $2}'; \
+         pwd; grep NoNewPrivs /proc/self/status; echo $GREETING",
+        "hostname: web\ndomainname: example.test\nworking_dir: /var/work\nshm_size: 2m\n\
+         oom_score_adj: 500\nulimits:\n  nofile: {soft: 1024, hard: 2048}\n\
+         sysctls:\n  net.ipv4.ping_group_range: \"0 1000\"\n\
+         security_opt: [\"no-new-privileges:true\"]\nenvironment:\n  GREETING: hi",
+    );
+    let id = host.run(&project, "app");
+    let state = host.wait_exited(&id, secs(10));
+    assert_eq!(state.exit_code, Some(0), "{}", host.log_text(&id));
+    assert_eq!(
+        host.log_text(&id),
+        "1024\n0\t1000\n500\nweb\nexample.test\n2048\n/var/work\nNoNewPrivs:\t1\nhi\n"
+    );
+    host.finish();
+}
+
+#[test]
+fn stop_signal_restart_always_and_a_stop_that_stays() {
+    if !is_root("stop_signal_restart_always_and_a_stop_that_stays") {
+        return;
+    }
+    let mut host = Host::new("policies");
+    // A custom stop signal the program handles: it exits 0 at once.
+    let project = app(
+        &host,
+        "trap 'echo got-usr1; exit 0' USR1; echo up; while true; do sleep 0.1; done",
+        "stop_signal: SIGUSR1\nstop_grace_period: 20s",
+    );
+    let id = host.run(&project, "app");
+    host.wait_for(&id, secs(5), |_| true);
+    std::thread::sleep(Duration::from_millis(300));
+    let begun = Instant::now();
+    let state = host.rt.stop(&id, None).unwrap();
+    assert!(
+        begun.elapsed() < secs(5),
+        "the handler ended it, not the grace period"
+    );
+    assert_eq!(state.exit_code, Some(0));
+    assert_eq!(host.log_text(&id), "up\ngot-usr1\n");
+    host.rt.remove(&id).unwrap();
+
+    // restart: always brings back a program that exits 0; a stop keeps it down.
+    let project = app(&host, "echo run; sleep 0.3", "restart: always");
+    let id = host.run(&project, "app");
+    host.wait_for(&id, secs(10), |s| s.restart_count >= 2);
+    let state = host.rt.stop(&id, None).unwrap();
+    assert_eq!(state.status, Status::Exited);
+    assert!(state.stopped_by_user);
+    let count = state.restart_count;
+    std::thread::sleep(Duration::from_millis(800));
+    let after = host.state(&id);
+    assert_eq!(after.status, Status::Exited, "stays down");
+    assert_eq!(after.restart_count, count);
+    // And it starts again on request.
+    let again = host.rt.start(&id).unwrap();
+    host.track(&again);
+    assert_eq!(again.status, Status::Running);
+    host.finish();
+}
+
+#[test]
+fn bind_mounts_tmpfs_and_anonymous_volumes() {
+    if !is_root("bind_mounts_tmpfs_and_anonymous_volumes") {
+        return;
+    }
+    let mut host = Host::new("binds");
+    let shared = host.root().join("shared");
+    fs::create_dir_all(&shared).unwrap();
+    fs::write(shared.join("in.txt"), "from host\n").unwrap();
+    let created = host.root().join("made-by-wharf");
+    let missing = host.root().join("missing");
+    let project = host.project(&format!(
+        r#"
+services:
+  app:
+    image: {IMAGE}
+    entrypoint: ["sh", "-c"]
+    command: ["cat /in/in.txt; touch /in/x 2>&1 || echo ro-refused; echo out > /rw/out.txt; touch /data/anon && echo anon-ok; grep -c ' /fast ' /proc/mounts"]
+    volumes:
+      - {shared}:/in:ro
+      - {created}:/rw
+      - /data
+    tmpfs:
+      - /fast:size=1m
+  strict:
+    image: {IMAGE}
+    entrypoint: ["true"]
+    volumes:
+      - type: bind
+        source: {missing}
+        target: /x
+        bind:
+          create_host_path: false
+"#,
+        shared = shared.display(),
+        created = created.display(),
+        missing = missing.display(),
+    ));
+    let id = host.run(&project, "app");
+    let state = host.wait_exited(&id, secs(10));
+    let log = host.log_text(&id);
+    assert_eq!(state.exit_code, Some(0), "{log}");
+    assert!(log.starts_with("from host\n"), "{log}");
+    assert!(
+        log.contains("Read-only file system") && log.contains("ro-refused"),
+        "{log}"
+    );
+    assert!(log.contains("anon-ok\n1\n"), "{log}");
+    assert_eq!(
+        fs::read_to_string(created.join("out.txt")).unwrap(),
+        "out\n"
+    );
+    let anonymous: Vec<String> = host.rt.volumes().list().unwrap();
+    assert_eq!(anonymous.len(), 1, "one anonymous volume: {anonymous:?}");
+    host.rt.remove(&id).unwrap();
+    assert!(
+        host.rt.volumes().list().unwrap().is_empty(),
+        "removed with its container"
+    );
+
+    let strict = host.create(&project, "strict");
+    let err = host.rt.start(&strict).unwrap_err().to_string();
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert!(!missing.exists(), "not created");
+    host.finish();
+}
+
+#[test]
+fn privileged_containers_get_every_capability_and_no_filter() {
+    if !is_root("privileged_containers_get_every_capability_and_no_filter") {
+        return;
+    }
+    let mut host = Host::new("priv");
+    let project = app(
+        &host,
+        "grep CapEff /proc/self/status; unshare -m true && echo unshare-ok; \
+         mkdir -p /mnt; mount -t tmpfs none /mnt && echo mount-ok; grep Seccomp: /proc/self/status",
+        "privileged: true",
+    );
+    let id = host.run(&project, "app");
+    host.wait_exited(&id, secs(10));
+    let log = host.log_text(&id);
+    let full = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap()
+        .replace("CapBnd:", "CapEff:");
+    assert!(log.contains(&full), "{log} vs {full}");
+    assert!(
+        log.contains("unshare-ok") && log.contains("mount-ok"),
+        "{log}"
+    );
+    assert!(log.contains("Seccomp:\t0"), "{log}");
+    host.finish();
+}
+
+#[test]
+fn logs_rotate_by_the_logging_options() {
+    if !is_root("logs_rotate_by_the_logging_options") {
+        return;
+    }
+    let mut host = Host::new("rotate");
+    let project = app(
+        &host,
+        "i=0; while [ $i -lt 300 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done",
+        "logging:\n  driver: json-file\n  options:\n    max-size: 4k\n    max-file: \"2\"",
+    );
+    let id = host.run(&project, "app");
+    host.wait_exited(&id, secs(10));
+    let dir = host.rt.dir(&id);
+    let current = fs::metadata(dir.log_path()).unwrap().len();
+    let rotated = fs::metadata(dir.path().join("json.log.1")).unwrap().len();
+    assert!(
+        current <= 4096 && rotated <= 4096 + 200,
+        "{current} {rotated}"
+    );
+    assert!(!dir.path().join("json.log.2").exists(), "max-file 2");
+    let text = host.log_text(&id);
+    assert!(
+        text.ends_with("line-299-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"),
+        "the newest lines are kept"
+    );
+    assert!(!text.contains("line-0-"), "the oldest are gone");
     host.finish();
 }
