@@ -242,10 +242,8 @@ fn namespaces_in_use() -> std::collections::BTreeSet<String> {
 }
 
 fn assert_no_leaks(host: &Host) {
-    assert!(
-        !host.namespaces.is_empty() || host.inits.is_empty(),
-        "namespaces were recorded"
-    );
+    // Namespaces are recorded while a container runs (a container that exits at once may
+    // be gone before they are read; its processes and cgroup are checked below anyway).
     // A killed container whose supervisor was gone is reaped by the host's init, which
     // may take a moment; until then its zombie still holds the namespaces.
     let end = Instant::now() + secs(5);
