@@ -99,6 +99,7 @@ fn main() {
                 replica,
                 container_name: None,
                 id: None,
+                volumes_from: &[],
             },
             &store,
             cgroups.version(),

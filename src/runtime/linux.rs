@@ -485,6 +485,9 @@ pub struct Naming<'a> {
     pub container_name: Option<&'a str>,
     /// `None`: a fresh random id.
     pub id: Option<&'a str>,
+    /// For each `volumes_from` entry of the service, the mounts of the container it names
+    /// (that container's spec mounts), resolved by the caller.
+    pub volumes_from: &'a [&'a [super::spec::Mount]],
 }
 
 /// Builds the spec of one replica of a service from its image in `store`, reading the
@@ -552,7 +555,7 @@ pub fn prepare(
         passwd: passwd.as_deref(),
         group: group.as_deref(),
         cgroup,
-        volumes_from: &[],
+        volumes_from: naming.volumes_from,
         anonymous_volumes: None,
         inherited_hostname: None,
     })

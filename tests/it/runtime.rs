@@ -122,6 +122,7 @@ impl Host {
                 replica: 1,
                 container_name: None,
                 id: None,
+                volumes_from: &[],
             },
             &self.store,
             self.cgroups.version(),
@@ -1060,5 +1061,84 @@ fn logs_rotate_by_the_logging_options() {
         "the newest lines are kept"
     );
     assert!(!text.contains("line-0-"), "the oldest are gone");
+    host.finish();
+}
+
+#[test]
+fn volumes_from_shares_another_containers_volumes() {
+    if !is_root("volumes_from_shares_another_containers_volumes") {
+        return;
+    }
+    let mut host = Host::new("volfrom");
+    let project = host.project(&format!(
+        r#"
+services:
+  db:
+    image: {IMAGE}
+    entrypoint: ["sh", "-c", "echo shared > /data/f; sleep 60"]
+    volumes: ["store:/data"]
+  app:
+    image: {IMAGE}
+    entrypoint: ["sh", "-c", "cat /data/f; touch /data/g 2>&1 || echo ro-refused"]
+    volumes_from: ["db:ro"]
+volumes:
+  store: {{}}
+"#
+    ));
+    let db = host.run(&project, "db");
+    let db_mounts = host.rt.config(&db).unwrap().spec.mounts;
+    let volume_mounts: Vec<_> = db_mounts
+        .into_iter()
+        .filter(|m| matches!(m.kind, wharf::runtime::spec::MountKind::Volume { .. }))
+        .collect();
+    let prepared = prepare(
+        &project,
+        Naming {
+            service: "app",
+            replica: 1,
+            container_name: None,
+            id: None,
+            volumes_from: &[&volume_mounts],
+        },
+        &host.store,
+        host.cgroups.version(),
+    )
+    .unwrap();
+    host.rt
+        .create(
+            &prepared.spec,
+            &CreateOptions {
+                layers: prepared.layers,
+                ..CreateOptions::default()
+            },
+        )
+        .unwrap();
+    host.ids.push(prepared.spec.id.clone());
+    let state = host.rt.start(&prepared.spec.id).unwrap();
+    host.track(&state);
+    host.wait_exited(&prepared.spec.id, secs(10));
+    let log = host.log_text(&prepared.spec.id);
+    assert!(log.starts_with("shared\n"), "{log}");
+    assert!(log.contains("ro-refused"), "{log}");
+    host.finish();
+}
+
+#[test]
+fn a_tty_container_gets_a_terminal() {
+    if !is_root("a_tty_container_gets_a_terminal") {
+        return;
+    }
+    let mut host = Host::new("tty");
+    let project = app(
+        &host,
+        "test -t 0 && test -t 1 && echo is-a-tty; echo $TERM; stty size 2>&1 | grep -c .",
+        "tty: true\nstdin_open: true",
+    );
+    let id = host.run(&project, "app");
+    let state = host.wait_exited(&id, secs(10));
+    let log = host.log_text(&id);
+    assert_eq!(state.exit_code, Some(0), "{log}");
+    // A terminal turns \n into \r\n.
+    assert!(log.starts_with("is-a-tty\r\nxterm\r\n"), "{log:?}");
     host.finish();
 }
