@@ -1,16 +1,22 @@
 //! wharf's own container runtime (issue 4): namespaces, overlayfs, cgroups, supervisors.
 //!
-//! Built in layers. The first is pure: [`spec`] turns a normalized Compose service and its
-//! image's config into a [`spec::ContainerSpec`], the complete, validated description of
-//! what must be set up (process, user, mounts, namespaces, capabilities, health check,
-//! restart policy, logging), and [`cgroup`] translates the resource options into the values
-//! to write on cgroup v1 or v2. The supervisor's decisions are pure too: [`restart`]
-//! (whether and when to restart) and [`health`] (probe results to `starting`/`healthy`/
-//! `unhealthy`). [`log`] owns the container log files (Docker's json-file lines, rotation)
-//! and [`cgroupfs`] reads the mount table to find the host's cgroup hierarchies (v1, v2 or
-//! hybrid). The layers that act on the host (rootfs, namespaces, cgroups, the per-container
-//! supervisor) are still to come; with `network`, this is the only module that will be
-//! allowed `unsafe`, and its pure layers stay free of it.
+//! Pure layers decide: [`spec`] turns a normalized Compose service and its image's config
+//! into a [`spec::ContainerSpec`] (process, user, mounts, namespaces, capabilities, health
+//! check, restart policy, logging); [`cgroup`] translates the resource options into cgroup
+//! v1 or v2 writes; [`restart`] and [`health`] make the supervisor's decisions by Docker's
+//! rules; [`seccomp`] compiles Docker's default seccomp profile for a capability set.
+//!
+//! Host layers act: [`linux::Runtime`] is the entry point (create, start, stop, kill,
+//! remove, exec, logs), keeping each container in a directory ([`container`]) watched by
+//! its own supervisor process (`supervisor`, the binary re-executed). The supervisor
+//! starts the container's init (`init`) in new namespaces; the init builds the root
+//! filesystem (`rootfs`) in its private mount namespace and drops to the container's
+//! identity (`process`) before exec; `nsexec` enters a running container for `exec` and
+//! health probes. [`cgroupdir`] owns the container's cgroup directories, [`cgroupfs`]
+//! finds the hierarchies, [`volume`] the volumes under the state root, [`log`] the log
+//! files. Every helper process is a fresh exec of the wharf binary, never a fork of a
+//! caller that may run tokio; namespaces are entered only in those single-threaded
+//! processes. `unsafe` lives in `sys` alone, each block with its reason.
 
 pub mod cgroup;
 pub mod cgroupdir;

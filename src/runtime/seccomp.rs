@@ -530,9 +530,9 @@ pub fn default_filter(caps: &[Capability]) -> Result<BpfProgram, SeccompError> {
 /// single-threaded init just before `execve`.
 ///
 /// Like Docker, this leaves `no_new_privs` alone (the raw `seccomp(2)` call in
-/// [`super::sys`], not seccompiler's `apply_filter`, which always sets it): the caller must
+/// `runtime::sys`, not seccompiler's `apply_filter`, which always sets it): the caller must
 /// either still hold `CAP_SYS_ADMIN` or have set `no_new_privs` itself, as
-/// [`super::process`] does.
+/// `runtime::process` does.
 pub fn load(prog: &BpfProgram) -> Result<(), SeccompError> {
     super::sys::seccomp_set_filter(prog).map_err(|source| SeccompError::Load { source })
 }
