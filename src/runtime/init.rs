@@ -20,9 +20,7 @@ use std::os::fd::RawFd;
 use std::path::Path;
 
 use nix::sched::{CloneFlags, setns, unshare};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use nix::sys::signal::{SigSet, SigmaskHow};
 
 use super::cgroupfs::Hierarchies;
 use super::container::{ContainerDir, LaunchConfig};
@@ -42,15 +40,19 @@ pub fn main(dir: &Path) -> ! {
     let _ = nix::sys::prctl::set_name(c"wharf-init");
     // The supervisor dup2'ed the sync and error pipes to fixed numbers before exec.
     let mut errors = owned_fd(ERROR_FD);
-    match run(&ContainerDir::at(dir.to_path_buf())) {
+    let e = match run(&ContainerDir::at(dir.to_path_buf()), &mut errors) {
         Ok(never) => match never {},
-        Err(e) => {
-            if let Some(f) = errors.as_mut() {
-                let _ = f.write_all(e.to_string().as_bytes());
-            }
-            std::process::exit(e.exit_code)
-        }
+        Err(e) => e,
+    };
+    fail(errors, &e)
+}
+
+/// Reports `e` on the error pipe and exits with its code.
+fn fail(errors: Option<File>, e: &StartError) -> ! {
+    if let Some(mut f) = errors {
+        let _ = f.write_all(e.to_string().as_bytes());
     }
+    std::process::exit(e.exit_code)
 }
 
 fn owned_fd(fd: RawFd) -> Option<File> {
@@ -67,18 +69,23 @@ fn setup_err(step: &'static str) -> impl FnOnce(String) -> StartError {
     }
 }
 
-fn run(dir: &ContainerDir) -> Result<std::convert::Infallible, StartError> {
+fn run(
+    dir: &ContainerDir,
+    errors: &mut Option<File>,
+) -> Result<std::convert::Infallible, StartError> {
     let config = dir
         .read_config()
         .map_err(|e| setup_err("reading the container's configuration")(e.to_string()))?;
     let cgroups = Hierarchies::read(Path::new("/proc/self/mountinfo"))
         .map_err(|e| setup_err("finding the cgroup hierarchies")(e.to_string()))?;
     // Close-on-exec for the error pipe: a successful exec closes it unwritten.
-    nix::fcntl::fcntl(
-        sys::borrow_fd(ERROR_FD),
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .map_err(|e| setup_err("preparing the error pipe")(e.to_string()))?;
+    if let Some(f) = errors.as_ref() {
+        nix::fcntl::fcntl(
+            f,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| setup_err("preparing the error pipe")(e.to_string()))?;
+    }
 
     let spec = &config.spec;
     let join_pid = |t: &JoinTarget| join_pid(&config, t);
@@ -143,7 +150,7 @@ fn run(dir: &ContainerDir) -> Result<std::convert::Infallible, StartError> {
     process::drop_privileges(&spec.process, &spec.security)?;
 
     if spec.process.init {
-        reap_and_forward(&spec.process)
+        reap_and_forward(&spec.process, errors.take())
     } else {
         Err(process::exec(&spec.process))
     }
@@ -151,7 +158,7 @@ fn run(dir: &ContainerDir) -> Result<std::convert::Infallible, StartError> {
 
 /// The init of `init: true`: the program runs as our child; we forward every signal we
 /// can catch to it, reap every process that is reparented to us, and exit as it did.
-fn reap_and_forward(process: &super::spec::Process) -> ! {
+fn reap_and_forward(process: &super::spec::Process, errors: Option<File>) -> ! {
     let all = SigSet::all();
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
     let child = match sys::fork_single_threaded() {
@@ -159,11 +166,7 @@ fn reap_and_forward(process: &super::spec::Process) -> ! {
         Ok(None) => {
             let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&all), None);
             let e = process::exec(process);
-            let mut errors = owned_fd(ERROR_FD);
-            if let Some(f) = errors.as_mut() {
-                let _ = f.write_all(e.to_string().as_bytes());
-            }
-            std::process::exit(e.exit_code);
+            fail(errors, &e)
         }
         Err(e) => {
             eprintln!("wharf init: fork: {e}");
@@ -171,27 +174,8 @@ fn reap_and_forward(process: &super::spec::Process) -> ! {
         }
     };
     // Our copy of the error pipe must not keep the supervisor waiting.
-    let _ = nix::unistd::close(ERROR_FD);
-    loop {
-        let signal = match all.wait() {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
-        if signal != Signal::SIGCHLD {
-            let _ = kill(child, signal);
-            continue;
-        }
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
-                    std::process::exit(128 + sig as i32)
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    }
+    drop(errors);
+    std::process::exit(process::forward_signals_until_exit(child, &all, true))
 }
 
 /// The first process of the container `target` names, from its recorded state.

@@ -14,8 +14,7 @@ use std::io::Write;
 use std::path::Path;
 
 use nix::sched::{CloneFlags, setns};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 use super::cgroupdir::ContainerCgroup;
 use super::cgroupfs::Hierarchies;
@@ -155,19 +154,5 @@ fn run(dir: &ContainerDir, request: &str) -> Result<i32, String> {
     if request.detach {
         return Ok(0);
     }
-    loop {
-        let signal = match all.wait() {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
-        if signal != Signal::SIGCHLD {
-            let _ = kill(child, signal);
-            continue;
-        }
-        match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            _ => {}
-        }
-    }
+    Ok(process::forward_signals_until_exit(child, &all, false))
 }

@@ -242,6 +242,41 @@ fn exec_inner(process: &Process) -> Result<Infallible, StartError> {
     })
 }
 
+/// Waits for `child` while forwarding to it every signal that arrives (the caller has
+/// blocked them all, so that they queue for `sigwait`); returns its exit code, 128 + the
+/// signal for a death by signal. With `reap_all` every other child that exits is reaped
+/// too: the duty of a PID namespace's init, to which orphans are reparented.
+pub fn forward_signals_until_exit(
+    child: nix::unistd::Pid,
+    blocked: &nix::sys::signal::SigSet,
+    reap_all: bool,
+) -> i32 {
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let target = if reap_all {
+        nix::unistd::Pid::from_raw(-1)
+    } else {
+        child
+    };
+    loop {
+        let Ok(signal) = blocked.wait() else {
+            continue;
+        };
+        if signal != Signal::SIGCHLD {
+            let _ = kill(child, signal);
+            continue;
+        }
+        loop {
+            match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => return code,
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return 128 + sig as i32,
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 /// `program` as `execvp` would find it, but in the container's `PATH` (from its
 /// environment, not ours). A name with a slash is taken as it is.
 pub fn lookup(program: &str, env: &[String]) -> Option<PathBuf> {
