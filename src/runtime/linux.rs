@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,9 +75,11 @@ impl Runtime {
     /// A runtime keeping its containers under `state_root`, re-executing `exe` (the wharf
     /// binary; `std::env::current_exe()` in the CLI) for its helper processes.
     pub fn new(state_root: &Path, exe: &Path) -> Runtime {
+        // Absolute: supervisors run from `/`, long after our working directory is gone.
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         Runtime {
-            root: state_root.to_path_buf(),
-            exe: exe.to_path_buf(),
+            root: absolute(state_root),
+            exe: absolute(exe),
         }
     }
 
@@ -376,7 +380,14 @@ impl Runtime {
     pub fn exec(&self, id: &str, request: &Request) -> Result<i32> {
         let dir = self.existing(id)?;
         let json = serde_json::to_string(request).expect("a request serializes");
-        let status = Command::new(&self.exe)
+        // Through the read-only view, like every wharf process that enters a container.
+        let exe = super::sys::readonly_view(&self.exe).map_err(|e| RuntimeError::Step {
+            name: id.to_string(),
+            step: "exec",
+            message: format!("a read-only view of {}: {e}", self.exe.display()),
+        })?;
+        let status = Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()))
+            .arg0("wharf-exec")
             .arg("__nsexec")
             .arg(dir.path())
             .arg(json)

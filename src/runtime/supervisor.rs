@@ -758,10 +758,11 @@ pub fn launch(exe: &Path, dir: &Path) -> Result<(), String> {
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(root) = std::env::var_os("WHARF_ROOT") {
-        cmd.env("WHARF_ROOT", root);
-    }
+        .stderr(Stdio::null())
+        // It may outlive us by months: it keeps none of our environment and no directory
+        // of ours busy.
+        .env_clear()
+        .current_dir("/");
     sys::before_exec(&mut cmd, move || {
         nix::unistd::setsid().map_err(io::Error::from)?;
         sys::dup2_to(ready_fd, READY_FD)?;

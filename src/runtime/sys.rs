@@ -73,7 +73,13 @@ fn mount_setattr(dirfd: RawFd, path: &CString, flags: libc::c_uint, set: u64) ->
 /// with the last reference. Copying the binary into a sealed memfd (runc's older answer)
 /// would do too, but costs a 100+ MB copy per container with a debug build.
 pub fn readonly_self_exe() -> io::Result<OwnedFd> {
-    let exe = CString::new("/proc/self/exe").expect("no NUL");
+    readonly_view(Path::new("/proc/self/exe"))
+}
+
+/// [`readonly_self_exe`] for the binary at `path` (a caller that is not wharf itself, such
+/// as a test, starting wharf's helpers).
+pub fn readonly_view(path: &Path) -> io::Result<OwnedFd> {
+    let exe = cpath(path)?;
     // SAFETY: `exe` is a valid C string; open_tree returns a new descriptor or -1.
     let fd = unsafe {
         libc::syscall(
