@@ -1142,3 +1142,96 @@ fn a_tty_container_gets_a_terminal() {
     assert!(log.starts_with("is-a-tty\r\nxterm\r\n"), "{log:?}");
     host.finish();
 }
+
+#[test]
+fn resource_options_land_in_the_containers_cgroup() {
+    if !is_root("resource_options_land_in_the_containers_cgroup") {
+        return;
+    }
+    let mut host = Host::new("res");
+    let project = app(
+        &host,
+        "sleep 60",
+        "mem_limit: 64m\nmem_reservation: 32m\ncpus: 0.5\ncpu_shares: 512\ncpuset: \"0\"\npids_limit: 50",
+    );
+    let id = host.run(&project, "app");
+    let path = host.rt.config(&id).unwrap().spec.cgroup_path;
+    let init = host.state(&id).init.unwrap();
+    let cgroups = host.cgroups.clone();
+    let read = |controller: &str, file: &str| -> String {
+        let mount = match cgroups.v1.get(controller) {
+            Some(m) => m.clone(),
+            None => panic!("no {controller} hierarchy"),
+        };
+        fs::read_to_string(mount.join(&path).join(file))
+            .unwrap_or_else(|e| panic!("{controller}/{file}: {e}"))
+            .trim()
+            .to_string()
+    };
+    if host.cgroups.version() == wharf::runtime::spec::CgroupVersion::V1 {
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes"),
+            (64 << 20).to_string()
+        );
+        assert_eq!(
+            read("memory", "memory.soft_limit_in_bytes"),
+            (32 << 20).to_string()
+        );
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(read("cpu", "cpu.shares"), "512");
+        assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+        assert_eq!(read("pids", "pids.max"), "50");
+        // The container's processes are in it.
+        let procs = read("pids", "cgroup.procs");
+        assert!(procs.lines().any(|p| p == init.pid.to_string()), "{procs}");
+    } else {
+        eprintln!("cgroup v2 host: checking the unified files instead");
+        let unified = host.cgroups.v2.clone().unwrap().join(&path);
+        let v2 = |f: &str| {
+            fs::read_to_string(unified.join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(v2("memory.max"), (64 << 20).to_string());
+        assert_eq!(v2("cpu.max"), "50000 100000");
+        assert_eq!(v2("pids.max"), "50");
+    }
+    host.finish();
+}
+
+#[test]
+fn exec_detached_returns_at_once_and_the_command_runs_on() {
+    if !is_root("exec_detached_returns_at_once_and_the_command_runs_on") {
+        return;
+    }
+    let mut host = Host::new("detach");
+    let project = app(&host, "sleep 60", "");
+    let id = host.run(&project, "app");
+    let begun = Instant::now();
+    let code = host.exec(
+        &id,
+        Request {
+            args: vec!["sh".into(), "-c".into(), "sleep 1; touch /tmp/done".into()],
+            detach: true,
+            ..Request::default()
+        },
+    );
+    assert_eq!(code, 0);
+    assert!(
+        begun.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        begun.elapsed()
+    );
+    let check = Request {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "for i in $(seq 50); do test -f /tmp/done && exit 0; sleep 0.1; done; exit 1".into(),
+        ],
+        ..Request::default()
+    };
+    assert_eq!(host.exec(&id, check), 0);
+    host.finish();
+}
