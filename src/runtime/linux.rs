@@ -320,9 +320,14 @@ impl Runtime {
             .map_err(|e| Self::step(&config.spec.name, "finding cgroups")(e.to_string()))?;
         let cg = ContainerCgroup::open(&cgroups, &config.spec.cgroup_path)
             .map_err(|e| Self::step(&config.spec.name, "finding its cgroup")(e.to_string()))?;
-        cg.kill_all()
-            .and_then(|()| cg.remove())
-            .map_err(|e| Self::step(&config.spec.name, "killing its processes")(e.to_string()))
+        match cg.kill_all().and_then(|()| cg.remove()) {
+            Ok(()) => Ok(()),
+            // The supervisor, finishing at the same moment, removed it first.
+            Err(_) if cg.dirs().iter().all(|d| !d.exists()) => Ok(()),
+            Err(e) => Err(Self::step(&config.spec.name, "killing its processes")(
+                e.to_string(),
+            )),
+        }
     }
 
     /// Sends `signal` to the container's first process.

@@ -1,5 +1,5 @@
 //! The runtime's raw system calls: the few that `nix` does not wrap (`open_tree`,
-//! `mount_setattr`, `setdomainname`, `TIOCSCTTY`) and the process-creation primitives whose
+//! `mount_setattr`, `setdomainname`, the terminal ioctls) and the process-creation primitives whose
 //! contracts Rust cannot check (`fork`, `pre_exec`). This is the only file of the runtime
 //! with `unsafe`; every block says why it is sound. Nothing here decides anything: callers
 //! (`supervisor`, `init`, `nsexec`) own the sequencing.
@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -129,6 +129,34 @@ pub fn set_domainname(name: &str) -> io::Result<()> {
 pub fn set_controlling_terminal(fd: RawFd) -> io::Result<()> {
     // SAFETY: TIOCSCTTY takes an int argument (0: do not steal); no memory is passed.
     let rc = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The window size of the terminal on `fd` (`TIOCGWINSZ`).
+pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<nix::pty::Winsize> {
+    let mut size = nix::pty::Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` into `size`, which is live and of
+    // that type for the whole call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(size)
+}
+
+/// Sets the window size of the terminal on `fd` (`TIOCSWINSZ`); the kernel sends
+/// `SIGWINCH` to the terminal's foreground process group when it changes.
+pub fn set_window_size(fd: BorrowedFd<'_>, size: &nix::pty::Winsize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ only reads one `struct winsize` from `size`, live for the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, size) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -1235,3 +1235,85 @@ fn exec_detached_returns_at_once_and_the_command_runs_on() {
     assert_eq!(host.exec(&id, check), 0);
     host.finish();
 }
+
+#[test]
+fn wharf_exec_runs_the_command_on_a_terminal_of_its_own() {
+    if !is_root("wharf_exec_runs_the_command_on_a_terminal_of_its_own") {
+        return;
+    }
+    let mut host = Host::new("ptyexec");
+    let project = app(&host, "sleep 60", "");
+    let id = host.run(&project, "app");
+    // util-linux's `script` runs a shell line on a pseudo-terminal, as a user's shell is.
+    // The line runs `wharf exec ARGS` (with `BESIDE` in the background), then says whether
+    // wharf gave the terminal's settings back as it found them; `INPUT` is typed into it.
+    let wharf = assert_cmd::cargo::cargo_bin("wharf");
+    let under_terminal = |input: &str, beside: &str, args: &str| {
+        let line = format!(
+            "stty rows 33 cols 77; before=$(stty -g); ({beside}) & \
+             {} -p {} exec {args}; code=$?; wait; \
+             [ \"$before\" = \"$(stty -g)\" ] && echo settings-restored; exit $code",
+            wharf.display(),
+            host.project
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", "/HOME_DIR")
+            .env("WHARF_ROOT", host.root())
+            .current_dir(host.root().join("project"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux)");
+        let mut stdin = child.stdin.take().expect("piped");
+        std::io::Write::write_all(&mut stdin, input.as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text, out.status.code())
+    };
+
+    // The container's devpts instance numbers from 0; the size is the caller's.
+    let (text, code) = under_terminal(
+        "",
+        ":",
+        "app sh -c 'tty; test -t 0 && echo is-a-tty; stty size; exit 3'",
+    );
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("is-a-tty"), "{text}");
+    assert!(text.contains("33 77"), "{text}");
+    assert!(text.contains("settings-restored"), "{text}");
+
+    // Keys reach the command through its terminal.
+    let (text, code) = under_terminal("hello\n", ":", "app sh -c 'read line; echo got-$line'");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("got-hello"), "{text}");
+
+    // A resize of the caller's terminal while the command runs reaches the command's (a
+    // background list's stdin is /dev/null).
+    let (text, code) = under_terminal(
+        "",
+        "sleep 2; stty rows 40 cols 100 </dev/tty",
+        "app sh -c 'stty size; i=0; \
+         while [ \"$(stty size)\" = \"33 77\" ] && [ $i -lt 100 ]; do \
+         sleep 0.1; i=$((i+1)); done; echo now $(stty size)'",
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("33 77\r\nnow 40 100\r\n"), "{text}");
+
+    // Output written just before the command exits is not lost.
+    let (text, code) = under_terminal("", ":", "app seq 1 30000");
+    assert_eq!(code, Some(0), "{text}");
+    let tail = text.get(text.len().saturating_sub(200)..).unwrap_or(&text);
+    assert!(tail.contains("\r\n29999\r\n30000\r\n"), "{tail}");
+
+    // `-T`: the command gets no terminal of its own.
+    let (text, code) = under_terminal("", ":", "-T app tty");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("not a tty"), "{text}");
+    let _ = id;
+    host.finish();
+}
