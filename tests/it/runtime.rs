@@ -349,7 +349,9 @@ fn capabilities_and_seccomp_confine_the_container() {
         "ping -c1 -W1 127.0.0.1 >/dev/null && echo ping-ok; \
          mount -t tmpfs none /mnt 2>&1 || echo mount-refused; \
          unshare -m true 2>&1 || echo unshare-refused; \
-         grep CapEff /proc/self/status",
+         grep CapEff /proc/self/status; \
+         echo interrupts=$(wc -c < /proc/interrupts); ls /sys/firmware | wc -l; \
+         echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo proc-sys-ro",
         "",
     );
     let id = host.run(&project, "app");
@@ -361,6 +363,9 @@ fn capabilities_and_seccomp_confine_the_container() {
     assert!(log.contains("Operation not permitted"), "EPERM: {log}");
     // Docker's 14 default capabilities: 0x00000000a80425fb.
     assert!(log.contains("CapEff:\t00000000a80425fb"), "{log}");
+    // Masked paths read as empty; /proc/sys is read-only.
+    assert!(log.contains("interrupts=0\n0\n"), "{log}");
+    assert!(log.contains("proc-sys-ro"), "{log}");
     host.finish();
 
     let mut host = Host::new("capdrop");
