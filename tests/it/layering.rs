@@ -64,3 +64,21 @@ fn the_check_catches_an_import() {
         0
     );
 }
+
+#[test]
+fn the_network_layers_that_decide_touch_no_other_side_effect_module() {
+    // names.rs and ipam.rs are pure (src/network/mod.rs): they may read the Compose model
+    // but none of the modules that act on the host.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/network");
+    for file in ["names.rs", "ipam.rs"] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("read source");
+        let bad: Vec<String> = offending_lines(&text)
+            .into_iter()
+            .filter(|line| !line.contains("crate::network") && !line.contains("wharf::network"))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "src/network/{file} imports a side-effect module: {bad:?}"
+        );
+    }
+}
