@@ -7,7 +7,9 @@
 //! network and container, and [`ipam`] parses a network's `ipam` section, picks free subnets
 //! from Docker's default pools and hands out the addresses of each subnet. The layers that
 //! act on the host (netlink, nftables, the DNS process) come on top and take what these
-//! decide.
+//! decide. [`rules`] writes the `nft -f` scripts that create and remove a project's chains
+//! (published ports, masquerade, isolation) in wharf's own `inet wharf` table.
 
 pub mod ipam;
 pub mod names;
+pub mod rules;
