@@ -10,6 +10,9 @@
 //! decide. [`rules`] writes the `nft -f` scripts that create and remove a project's chains
 //! (published ports, masquerade, isolation) in wharf's own `inet wharf` table.
 
+pub mod firewall;
 pub mod ipam;
+pub mod model;
 pub mod names;
+pub mod ports;
 pub mod rules;

@@ -41,7 +41,10 @@ use super::ipam::Subnet;
 pub const TABLE: &str = "wharf";
 
 /// Transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
     Udp,
@@ -57,7 +60,7 @@ impl fmt::Display for Protocol {
 }
 
 /// One published port, ranges already expanded by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PublishedPort {
     /// The host address that answers; `None` or an unspecified address (`0.0.0.0`, `::`)
     /// means every local address of the container address's family.

@@ -56,6 +56,10 @@ pub struct LaunchConfig {
     /// (`service:db`, `container:x`) to that container's directory.
     #[serde(default)]
     pub joins: BTreeMap<String, PathBuf>,
+    /// The network namespace the network layer prepared and pinned for this container
+    /// (veths and addresses already in it); `None` with `net: New` makes an empty one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
 }
 
 /// A process, identified so that a recycled PID is not taken for it: its start time in

@@ -98,7 +98,20 @@ fn run(
             .map_err(|e| setup_err("joining a namespace")(format!("{path}: {e}")))?;
         setns(&file, flag).map_err(|e| setup_err("joining a namespace")(format!("{path}: {e}")))?;
     }
-    if spec.namespaces.net == Namespace::New {
+    if let Some(path) = config
+        .netns
+        .as_ref()
+        .filter(|_| spec.namespaces.net == Namespace::New)
+    {
+        // Before anything is mounted: sysfs takes the network namespace of whoever
+        // mounts it, and `/sys/class/net` must show the container's interfaces.
+        let file = File::open(path).map_err(|e| {
+            setup_err("joining the network namespace")(format!("{}: {e}", path.display()))
+        })?;
+        setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
+            setup_err("joining the network namespace")(format!("{}: {e}", path.display()))
+        })?;
+    } else if spec.namespaces.net == Namespace::New {
         sys::loopback_up()
             .map_err(|e| setup_err("bringing up the loopback interface")(e.to_string()))?;
     }

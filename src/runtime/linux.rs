@@ -62,6 +62,10 @@ pub struct CreateOptions {
     /// `None` writes a minimal default.
     pub hosts: Option<String>,
     pub resolv_conf: Option<String>,
+    /// A pinned network namespace to join instead of creating one (`net: New` only): the
+    /// network layer has put the container's interfaces in it before the process starts,
+    /// and it outlives restarts of the process.
+    pub netns: Option<PathBuf>,
 }
 
 /// The container runtime of one state root.
@@ -195,6 +199,7 @@ impl Runtime {
             layers: options.layers.clone(),
             volumes,
             joins,
+            netns: options.netns.clone(),
         };
         dir.write_config(&config)
             .map_err(|e| io("recording the configuration")(e.to_string()))?;

@@ -485,6 +485,10 @@ impl Supervisor {
                 flags |= flag;
             }
         }
+        if self.config.netns.is_some() {
+            // The init joins the pinned namespace itself (`init::run`).
+            flags.remove(CloneFlags::CLONE_NEWNET);
+        }
 
         // --- the init ------------------------------------------------------------------
         // Both block: the init waits on one, we wait on the other.
