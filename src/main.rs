@@ -4,7 +4,9 @@ use clap::Parser;
 fn main() {
     // The runtime's helper processes (supervisor, container init, exec) are this binary
     // re-executed; they must run before anything else, single-threaded.
-    wharf::runtime::linux::hidden_command(&std::env::args_os().collect::<Vec<_>>());
+    let args = std::env::args_os().collect::<Vec<_>>();
+    wharf::runtime::linux::hidden_command(&args);
+    wharf::network::hidden_command(&args);
     let cli = wharf::cli::Cli::parse();
     let code = match wharf::cli::run(cli) {
         Ok(code) => code,

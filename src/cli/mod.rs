@@ -9,6 +9,7 @@ mod config;
 mod exec;
 mod graph;
 mod image;
+mod port;
 mod progress;
 mod pull;
 
@@ -94,6 +95,8 @@ pub enum Command {
     Images(pull::ImagesArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
+    /// Print the public port for a port binding
+    Port(port::PortArgs),
     /// Manage the local image store
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -182,6 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => pull::run_pull(&cli.global, args),
         Command::Images(args) => pull::run_images(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Port(args) => port::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Fixture(args) => image::build_fixture(args),
         Command::Version => {

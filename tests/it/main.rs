@@ -2,8 +2,11 @@
 mod cgroup;
 mod cli;
 mod conformance;
+mod dns;
 mod image;
 mod layering;
+mod network;
+mod networking;
 mod registry;
 // Not every test uses every helper of the harness.
 #[allow(dead_code)]

@@ -115,11 +115,29 @@ impl Host {
         service: &str,
         joins: &[(&str, &str)],
     ) -> String {
+        self.create_with(project, service, 1, |_| CreateOptions {
+            joins: joins
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..CreateOptions::default()
+        })
+    }
+
+    /// Creates `replica` of `service` with the options `options` gives for its spec (the
+    /// image's layers are filled in).
+    pub fn create_with(
+        &mut self,
+        project: &compose::Project,
+        service: &str,
+        replica: u64,
+        options: impl FnOnce(&wharf::runtime::spec::ContainerSpec) -> CreateOptions,
+    ) -> String {
         let prepared = prepare(
             project,
             Naming {
                 service,
-                replica: 1,
+                replica,
                 container_name: None,
                 id: None,
                 volumes_from: &[],
@@ -129,21 +147,26 @@ impl Host {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let id = prepared.spec.id.clone();
+        let options = CreateOptions {
+            layers: prepared.layers.clone(),
+            ..options(&prepared.spec)
+        };
         self.rt
-            .create(
-                &prepared.spec,
-                &CreateOptions {
-                    layers: prepared.layers,
-                    joins: joins
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    ..CreateOptions::default()
-                },
-            )
+            .create(&prepared.spec, &options)
             .unwrap_or_else(|e| panic!("{e}"));
         self.ids.push(id.clone());
         id
+    }
+
+    /// Starts container `id` and tracks its processes for the leak check.
+    pub fn start(&mut self, id: &str) {
+        let state = self.rt.start(id).unwrap_or_else(|e| panic!("{e}"));
+        self.track(&state);
+    }
+
+    /// The project name (unique per test).
+    pub fn project_name(&self) -> &str {
+        &self.project
     }
 
     /// Creates and starts replica 1 of `service`.
@@ -211,11 +234,16 @@ impl Host {
 
     /// Removes every container and asserts that nothing is left.
     pub fn finish(mut self) {
+        self.finish_here();
+    }
+
+    /// [`Host::finish`] for a harness that owns the host.
+    pub fn finish_here(&mut self) {
         self.finished = true;
         for id in self.ids.clone() {
             self.rt.remove(&id).unwrap_or_else(|e| panic!("{e}"));
         }
-        assert_no_leaks(&self);
+        assert_no_leaks(self);
     }
 }
 
