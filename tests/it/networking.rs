@@ -277,6 +277,7 @@ impl Net {
             for n in &networks {
                 layer.remove_network(n).unwrap_or_else(|e| panic!("{e}"));
             }
+            netlink::detach("whlan0o").unwrap();
             netlink::delete_link(LAN_BRIDGE).unwrap();
             // What is left in the host: only the loopback interface and its addresses.
             let links = ip(&["-o", "link", "show"]);
@@ -374,6 +375,18 @@ fn http_get(ns: &Path, addr: SocketAddr) -> Result<String, String> {
     .unwrap()
 }
 
+/// Waits until `addr` answers HTTP from inside `ns` (a server just started).
+fn wait_http(ns: &Path, addr: SocketAddr) {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while let Err(e) = http_get(ns, addr) {
+        assert!(
+            std::time::Instant::now() < end,
+            "{addr} never answered: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn services_reach_each_other_by_name_alias_and_container_name_on_their_network_only() {
     if !is_root("services_reach_each_other_by_name...") {
@@ -408,12 +421,18 @@ networks:
     net.up(&p).unwrap();
     let (api, web1, db) = (net.id("api", 1), net.id("web", 1), net.id("db", 1));
     let project = net.host.project_name().to_string();
+    for (id, key) in [(&web1, "front"), (&db, "back")] {
+        wait_http(
+            &net.netns_of(id),
+            SocketAddr::new(IpAddr::V4(net.addr(id, key)), 80),
+        );
+    }
     // By service name, alias and container name, through the container's own resolver.
     for target in ["db", "database", &format!("{project}-db-1"), "web", "www"] {
         assert_eq!(
             net.sh(
                 &api,
-                &format!("wget -q -T 3 -O - http://{target}/ | grep -q .")
+                &format!("timeout 3 wget -q -O - http://{target}/ | grep -q .")
             ),
             0,
             "api cannot reach {target}"
@@ -461,7 +480,7 @@ networks:
     assert_eq!(ptr.len(), 1, "{ptr:?}");
     // Different networks: no way from web to db, even by address.
     assert_ne!(
-        net.sh(&web1, &format!("wget -q -T 2 -O - http://{ip}/")),
+        net.sh(&web1, &format!("timeout 2 wget -q -O - http://{ip}/")),
         0,
         "front reached back"
     );
@@ -509,7 +528,7 @@ networks:
     assert_eq!(
         net.sh(
             &out,
-            &format!("wget -q -T 3 -O - http://{OUTSIDE}:7000/ | grep -q hello")
+            &format!("timeout 3 wget -q -O - http://{OUTSIDE}:7000/ | grep -q hello")
         ),
         0,
         "no way out of a normal network"
@@ -525,7 +544,10 @@ networks:
     let gw = net.gateway(&shut);
     assert_eq!(net.sh(&shut, &format!("ip route add default via {gw}")), 0);
     assert_ne!(
-        net.sh(&shut, &format!("wget -q -T 2 -O - http://{OUTSIDE}:7000/")),
+        net.sh(
+            &shut,
+            &format!("timeout 2 wget -q -O - http://{OUTSIDE}:7000/")
+        ),
         0,
         "an internal network reached outside"
     );
@@ -567,7 +589,12 @@ services:
     let hostns = net.hostns.clone();
     let lo = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let lan = |port| SocketAddr::new(IpAddr::V4(HOST_LAN), port);
-    // From the host: loopback and its own address.
+    // From the host: loopback and its own address (once httpd listens).
+    let web_ns = net.netns_of(&web);
+    wait_http(
+        &web_ns,
+        SocketAddr::new(IpAddr::V4(net.addr(&web, "default")), 80),
+    );
     assert_eq!(http_get(&hostns, lo(8080)).as_deref(), Ok("web"));
     assert_eq!(http_get(&hostns, lan(8080)).as_deref(), Ok("web"));
     assert_eq!(http_get(&hostns, lo(8081)).as_deref(), Ok("web"));
@@ -583,14 +610,13 @@ services:
     assert_eq!(
         net.sh(
             &client,
-            &format!("wget -q -T 3 -O - http://{HOST_LAN}:8080/ | grep -q web")
+            &format!("timeout 3 wget -q -O - http://{HOST_LAN}:8080/ | grep -q web")
         ),
         0,
         "hairpin"
     );
     // UDP: a datagram to the host's port arrives in the container (the receiver is a
     // socket of this test inside the container's namespace).
-    let web_ns = net.netns_of(&web);
     let receiver = std::thread::spawn(move || {
         netns::run_in(&web_ns, || {
             let s = UdpSocket::bind("0.0.0.0:53").unwrap();
@@ -726,6 +752,10 @@ fn projects_with_automatic_subnets_never_overlap_even_concurrently() {
         .map(|i| {
             let mut p = net.project("services:\n  a:\n    image: IMAGE\n");
             p.name = format!("{}-{i}", p.name);
+            // Normalization wrote the network's name from the project's; derive it anew.
+            if let Some(n) = p.networks.get_mut("default") {
+                n.name = None;
+            }
             network_spec(&p, "default").unwrap()
         })
         .collect();

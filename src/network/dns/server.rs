@@ -194,31 +194,78 @@ fn reload(
     ));
 }
 
-/// The zone of each listen address: the names of the networks listening there.
-fn zones_of(records: &Records) -> HashMap<IpAddr, Arc<Zone>> {
-    records
+/// The zones of a set of records: per listen address, the names of the networks listening
+/// there; and per container address, the names of *every* network that container is on.
+/// A container on two networks asks one resolver (its first network's gateway) and must
+/// still find the names of both, as with Docker's embedded DNS; the client's own zone wins,
+/// and the listener's serves anyone else (the host, a container we do not know yet).
+#[derive(Debug, Default)]
+struct Zones {
+    by_listener: HashMap<IpAddr, Arc<Zone>>,
+    by_client: HashMap<IpAddr, Arc<Zone>>,
+}
+
+fn zones_of(records: &Records) -> Zones {
+    let by_listener = records
         .listen_addresses()
         .into_iter()
         .map(|addr| {
             let networks = records.networks.iter().filter(|n| n.listen.contains(&addr));
             (addr, Arc::new(Zone::new(networks)))
         })
-        .collect()
+        .collect();
+    // Container name → the networks it is on (a container name is unique per state root).
+    let mut on: HashMap<&str, Vec<&crate::network::dns::records::NetworkRecords>> = HashMap::new();
+    for net in &records.networks {
+        for entry in &net.entries {
+            let nets = on.entry(entry.name.as_str()).or_default();
+            if !nets.iter().any(|n| std::ptr::eq(*n, net)) {
+                nets.push(net);
+            }
+        }
+    }
+    let mut by_client = HashMap::new();
+    let mut built: HashMap<&str, Arc<Zone>> = HashMap::new();
+    for net in &records.networks {
+        for entry in &net.entries {
+            let zone = built
+                .entry(entry.name.as_str())
+                .or_insert_with(|| {
+                    Arc::new(Zone::new(
+                        on.get(entry.name.as_str()).into_iter().flatten().copied(),
+                    ))
+                })
+                .clone();
+            for addr in &entry.addresses {
+                by_client.insert(*addr, zone.clone());
+            }
+        }
+    }
+    Zones {
+        by_listener,
+        by_client,
+    }
 }
 
 /// What every listener task shares.
 struct Shared {
-    zones: RwLock<Arc<HashMap<IpAddr, Arc<Zone>>>>,
+    zones: RwLock<Arc<Zones>>,
     host: Mutex<HostResolvers>,
     forwards: Arc<Semaphore>,
 }
 
 impl Shared {
-    fn zone(&self, local: IpAddr) -> Arc<Zone> {
+    /// The zone for a query from `client` arriving at `local`.
+    fn zone(&self, local: IpAddr, client: IpAddr) -> Arc<Zone> {
         self.zones
             .read()
             .ok()
-            .and_then(|z| z.get(&local).cloned())
+            .and_then(|z| {
+                z.by_client
+                    .get(&client)
+                    .or_else(|| z.by_listener.get(&local))
+                    .cloned()
+            })
             .unwrap_or_default()
     }
 
@@ -327,7 +374,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, local: IpAddr, shared: Arc<Shared>) {
             continue;
         };
         let query = &buf[..n];
-        let zone = shared.zone(local);
+        let zone = shared.zone(local, client.ip());
         match answer(&zone, query, Transport::Udp) {
             Reply::Answer(bytes) => {
                 let _ = socket.send_to(&bytes, client).await;
@@ -383,7 +430,7 @@ async fn serve_connection(
         ) {
             return;
         }
-        let zone = shared.zone(local);
+        let zone = shared.zone(local, client);
         let response = match answer(&zone, &query, Transport::Tcp) {
             Reply::Answer(bytes) => Some(bytes),
             Reply::Ignore => None,
