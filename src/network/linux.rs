@@ -858,6 +858,16 @@ impl Networks {
         Ok(())
     }
 
+    /// The container's `/etc/hosts` and `/etc/resolv.conf` as its networks are now (after
+    /// a connect or disconnect the caller rewrites them: the resolver is the gateway of the
+    /// first network, which may have changed).
+    pub fn sandbox_files(&self, id: &str) -> Result<Sandbox> {
+        let record = self
+            .sandbox(id)?
+            .ok_or_else(|| NetworkError::NoSandbox { id: id.to_string() })?;
+        self.etc_files(&record)
+    }
+
     /// `/etc/hosts` and `/etc/resolv.conf` of a sandbox.
     fn etc_files(&self, record: &SandboxRecord) -> Result<Sandbox> {
         let spec = &record.spec;

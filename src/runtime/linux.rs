@@ -385,6 +385,26 @@ impl Runtime {
         })
     }
 
+    /// Replaces the content of the container's `/etc/hosts` or `/etc/resolv.conf` (the
+    /// network layer's, after its networks changed). Written in place: the file is
+    /// bind-mounted into the running container, and a renamed-over file would leave the
+    /// mount on the old inode. A reader may see it half-written for a moment, as with
+    /// Docker's own rewrite of these files.
+    pub fn rewrite_etc(&self, id: &str, file: EtcFile, content: &str) -> Result<()> {
+        let dir = self.existing(id)?;
+        let path = dir.etc_file(file);
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, content.as_bytes()))
+            .map_err(|e| RuntimeError::Step {
+                name: id.to_string(),
+                step: "rewriting an /etc file",
+                message: format!("{}: {e}", path.display()),
+            })
+    }
+
     /// Runs a command in the running container and returns its exit code. The command
     /// uses the caller's standard streams.
     pub fn exec(&self, id: &str, request: &Request) -> Result<i32> {

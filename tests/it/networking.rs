@@ -24,6 +24,7 @@ use wharf::network::netlink::{self, Attachment, BridgeSpec};
 use wharf::network::netns;
 use wharf::runtime::CreateOptions;
 use wharf::runtime::nsexec::Request;
+use wharf::runtime::spec::EtcFile;
 
 use crate::runtime::{Host, IMAGE, is_root};
 
@@ -133,6 +134,16 @@ impl Net {
         replica: u64,
     ) -> Result<String, String> {
         let mut made: Option<Result<Sandbox, String>> = None;
+        // `network_mode: service:X` joins replica 1 of X.
+        let joins: std::collections::BTreeMap<String, String> = project.services[service]
+            .network_mode
+            .iter()
+            .filter_map(|m| {
+                let target = m.strip_prefix("service:")?;
+                let (id, _) = self.containers.iter().find(|(_, s)| s == target)?;
+                Some((m.clone(), id.clone()))
+            })
+            .collect();
         let nets = self.nets.clone();
         let hostns = self.hostns.clone();
         let id = self.host.create_with(project, service, replica, |spec| {
@@ -146,6 +157,7 @@ impl Net {
                 });
             let options = match &sandbox {
                 Ok(s) => CreateOptions {
+                    joins: joins.clone(),
                     netns: s.netns.clone(),
                     hosts: Some(s.hosts.clone()),
                     resolv_conf: Some(s.resolv_conf.clone()),
@@ -789,5 +801,210 @@ fn projects_with_automatic_subnets_never_overlap_even_concurrently() {
         ip(&["route", "del", "172.17.0.0/16", "dev", LAN_BRIDGE]);
     });
     let _ = Mode::Host;
+    net.finish();
+}
+
+#[test]
+fn a_running_container_moves_to_a_recreated_network_without_restarting() {
+    if !is_root("a_running_container_moves_to_a_recreated_network_without_restarting") {
+        return;
+    }
+    let mut net = Net::new("reconnect");
+    let yaml = |subnet: &str| {
+        format!(
+            "services:\n  a:\n    image: IMAGE\n    command: [sleep, \"1000\"]\n  b:\n    image: IMAGE\n    command: {web}\nnetworks:\n  default:\n    ipam:\n      config:\n        - subnet: {subnet}\n",
+            web = httpd("b")
+        )
+    };
+    let p = net.project(&yaml("10.241.0.0/24"));
+    net.up(&p).unwrap();
+    let (a, b) = (net.id("a", 1), net.id("b", 1));
+    let pid_before = net.host.state(&a).init.unwrap();
+    assert_eq!(net.addr(&a, "default").octets()[..3], [10, 241, 0]);
+    // The network's configuration changes: disconnect both, recreate it, reconnect.
+    let changed = net.project(&yaml("10.242.0.0/24"));
+    let spec = network_spec(&changed, "default").unwrap();
+    let (nets, ids) = (net.nets.clone(), [a.clone(), b.clone()]);
+    let endpoints: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let s = nets.sandbox(id).unwrap().unwrap();
+            let service = s.spec.service.clone();
+            let spec =
+                sandbox_spec(&changed, &service, &s.spec.container_name, &s.spec.hostname).unwrap();
+            let Mode::Bridge(eps) = spec.mode else {
+                panic!("bridge")
+            };
+            eps[0].clone()
+        })
+        .collect();
+    net.in_host(move || {
+        for id in &ids {
+            nets.disconnect(id, "default").unwrap();
+        }
+        assert!(nets.remove_network(&spec.name).unwrap());
+        nets.create_network(&spec).unwrap();
+        for (id, ep) in ids.iter().zip(&endpoints) {
+            nets.connect(id, ep).unwrap();
+        }
+    });
+    // The resolver moved with the gateway: the reconciler rewrites the /etc files.
+    for id in [&a, &b] {
+        let files = net.nets.sandbox_files(id).unwrap();
+        net.host
+            .rewrite_etc(id, EtcFile::ResolvConf, &files.resolv_conf);
+        net.host.rewrite_etc(id, EtcFile::Hosts, &files.hosts);
+    }
+    let new_b = net.addr(&b, "default");
+    assert_eq!(new_b.octets()[..3], [10, 242, 0]);
+    assert_eq!(
+        net.sh(&a, "ip -4 addr show eth0 | grep -q 'inet 10.242.0.'"),
+        0
+    );
+    assert_eq!(net.sh(&a, "ip route | grep -q 'default via 10.242.0.1'"), 0);
+    assert_eq!(
+        net.sh(&a, "timeout 3 wget -q -O - http://b/ | grep -q b"),
+        0,
+        "b by name after the move"
+    );
+    // The same process all along.
+    assert_eq!(net.host.state(&a).init.unwrap(), pid_before);
+    // Disconnecting from a network it is not on is an error that names both.
+    let err = net.nets.disconnect(&a, "nope").unwrap_err().to_string();
+    assert!(err.contains("not attached to network \"nope\""), "{err}");
+    net.finish();
+}
+
+#[test]
+fn ipv6_isolated_bridges_shared_namespaces_and_the_etc_files() {
+    if !is_root("ipv6_isolated_bridges_shared_namespaces_and_the_etc_files") {
+        return;
+    }
+    let mut net = Net::new("v6");
+    let p = net.project(&format!(
+        r#"
+services:
+  web:
+    image: IMAGE
+    command: {web}
+    hostname: front
+    extra_hosts: ["gw.internal:host-gateway", "db.example:192.0.2.7"]
+    dns_search: [example.test]
+    networks: [six, quiet]
+  side:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    network_mode: "service:web"
+  peer:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    networks: [six, quiet]
+networks:
+  six:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: fd42:4242::/64
+  quiet:
+    driver_opts:
+      com.docker.network.bridge.enable_icc: "false"
+"#,
+        web = httpd("web")
+    ));
+    // `side` joins web's namespace: web must exist first (the reconciler orders by
+    // dependency; the harness goes by name, so start web by hand).
+    for key in p.networks.keys() {
+        let spec = network_spec(&p, key).unwrap();
+        let nets = net.nets.clone();
+        let name = net
+            .in_host(move || nets.create_network(&spec))
+            .unwrap()
+            .spec
+            .name;
+        net.networks.push(name);
+    }
+    let web = net.run(&p, "web", 1).unwrap();
+    let peer = net.run(&p, "peer", 1).unwrap();
+    let web_v4 = net.addr(&web, "six");
+    wait_http(&net.netns_of(&web), SocketAddr::new(IpAddr::V4(web_v4), 80));
+    // IPv6: an address from the subnet, reachable, and AAAA by name.
+    let web6 = net
+        .nets
+        .sandbox(&web)
+        .unwrap()
+        .unwrap()
+        .endpoints
+        .iter()
+        .find(|e| e.key == "six")
+        .unwrap()
+        .addresses
+        .iter()
+        .find(|a| a.is_ipv6())
+        .copied()
+        .expect("an IPv6 address");
+    assert!(web6.to_string().starts_with("fd42:4242::"), "{web6}");
+    assert_eq!(
+        net.sh(&peer, &format!("ping -c 1 -W 2 {web6} >/dev/null")),
+        0,
+        "v6 ping"
+    );
+    let gw = net.gateway(&peer);
+    let (_, aaaa) = Net::resolve(&net.netns_of(&peer), gw, "web.", RecordType::AAAA);
+    assert_eq!(aaaa, vec![web6.to_string()]);
+    // enable_icc false: the two cannot talk on `quiet`, but on `six` they can.
+    let quiet_web = net.addr(&web, "quiet");
+    assert_ne!(
+        net.sh(&peer, &format!("ping -c 1 -W 1 {quiet_web} >/dev/null")),
+        0,
+        "icc off"
+    );
+    assert_eq!(
+        net.sh(&peer, &format!("ping -c 1 -W 2 {web_v4} >/dev/null")),
+        0
+    );
+    // network_mode service:web: the same namespace, web's server on localhost.
+    let side = net.run(&p, "side", 1).unwrap();
+    assert_eq!(
+        net.sh(
+            &side,
+            "timeout 3 wget -q -O - http://127.0.0.1/ | grep -q web"
+        ),
+        0
+    );
+    // /etc files: own names, extra hosts with host-gateway, the resolver and search.
+    let gateway = net.gateway(&web);
+    assert_eq!(
+        net.sh(&web, &format!("grep -q '{web_v4}.*front' /etc/hosts")),
+        0
+    );
+    assert_eq!(
+        net.sh(
+            &web,
+            &format!("grep -q '{gateway}.*gw.internal' /etc/hosts")
+        ),
+        0
+    );
+    assert_eq!(
+        net.sh(&web, "grep -q '192.0.2.7.*db.example' /etc/hosts"),
+        0
+    );
+    assert_eq!(
+        net.sh(
+            &web,
+            &format!("grep -q '^nameserver {gateway}$' /etc/resolv.conf")
+        ),
+        0
+    );
+    assert_eq!(
+        net.sh(&web, "grep -q '^search example.test' /etc/resolv.conf"),
+        0
+    );
+    // An external network that does not exist: a clear error, nothing made.
+    let ext = net.project("services:\n  x:\n    image: IMAGE\n    networks: [outer]\nnetworks:\n  outer:\n    external: true\n    name: nosuchnet\n");
+    let err = net.up(&ext).unwrap_err();
+    assert!(
+        err.contains("\"nosuchnet\" is declared as external, but it does not exist"),
+        "{err}"
+    );
     net.finish();
 }

@@ -227,6 +227,13 @@ impl Host {
             .collect()
     }
 
+    /// Rewrites one of the container's /etc files.
+    pub fn rewrite_etc(&self, id: &str, file: wharf::runtime::spec::EtcFile, content: &str) {
+        self.rt
+            .rewrite_etc(id, file, content)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Runs `args` in the container, returning the exit code.
     pub fn exec(&self, id: &str, request: Request) -> i32 {
         self.rt.exec(id, &request).unwrap_or_else(|e| panic!("{e}"))
