@@ -48,9 +48,23 @@ fn query(name: &str, rtype: RecordType) -> Message {
     m
 }
 
-/// Asks over UDP from 127.0.0.1; returns the response and how long it took.
+/// The source of the queries of a client the records do not know (the host, say): it is
+/// answered from the names of the network it asks on. 127.0.0.1 is a container of network
+/// b in [`records`], answered from the names of its own networks wherever it asks.
+const STRANGER: &str = "127.0.0.5";
+
+/// Asks over UDP from [`STRANGER`]; returns the response and how long it took.
 fn ask_udp(server: SocketAddr, name: &str, rtype: RecordType) -> (Message, Duration) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ask_udp_from(STRANGER, server, name, rtype)
+}
+
+fn ask_udp_from(
+    source: &str,
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+) -> (Message, Duration) {
+    let socket = UdpSocket::bind((source, 0)).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -64,9 +78,21 @@ fn ask_udp(server: SocketAddr, name: &str, rtype: RecordType) -> (Message, Durat
     (m, start.elapsed())
 }
 
+/// A TCP connection to `server` from `source`.
+fn connect_from(source: &str, server: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket
+        .connect_timeout(&server.into(), Duration::from_secs(5))
+        .unwrap();
+    socket.into()
+}
+
+/// Asks twice on one TCP connection from [`STRANGER`].
 fn ask_tcp(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
     use std::io::{Read, Write};
-    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(5)).unwrap();
+    let mut stream = connect_from(STRANGER, server);
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -197,13 +223,16 @@ fn the_responder_answers_per_network_reloads_forwards_and_stops() {
     assert!(took < Duration::from_secs(2), "SERVFAIL took {took:?}");
 
     // The client (127.0.0.1) is a container of network b with its own `dns:` server.
-    let (m, _) = ask_udp(b, "example.com", RecordType::A);
+    let (m, _) = ask_udp_from("127.0.0.1", b, "example.com", RecordType::A);
     assert_eq!(
         addresses(&m),
         ["192.0.2.53"],
         "the fake upstream's answer is relayed"
     );
     fake.join().unwrap();
+    // A known client gets the names of its own networks, whichever listener it asks.
+    let (m, _) = ask_udp_from("127.0.0.1", a, "db", RecordType::A);
+    assert_eq!(addresses(&m), ["10.0.1.2"]);
 
     // TCP.
     let m = ask_tcp(a, "web", RecordType::A);
@@ -313,7 +342,7 @@ fn a_truncated_upstream_answer_is_fetched_over_tcp_for_tcp_clients() {
     let m = {
         use std::io::{Read, Write};
         let server = SocketAddr::new(ip(NET_B), options.port);
-        let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(5)).unwrap();
+        let mut stream = connect_from("127.0.0.1", server);
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();

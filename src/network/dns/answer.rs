@@ -1,9 +1,10 @@
 //! What the responder says to one query, pure: from the records of the network the query
 //! arrived on and the query's bytes, either the response's bytes or "forward it".
 //!
-//! A name is visible only on the networks that carry it: the [`Zone`] of a listener holds
-//! the names of its network(s) alone, so a name known only on another network is forwarded
-//! like any unknown name (Docker does the same; upstream then answers NXDOMAIN). This
+//! A name is visible only on the networks that carry it: the server picks the [`Zone`] of
+//! the asking container (the names of every network it is on) or, for a client it does
+//! not know, of the listener's network, so a name known only on another network is
+//! forwarded like any unknown name (Docker does the same; upstream then answers NXDOMAIN). This
 //! module does no I/O and must never panic on what a client sends: every packet is
 //! untrusted input (the proptests feed it arbitrary bytes).
 

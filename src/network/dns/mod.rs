@@ -1,7 +1,8 @@
 //! wharf's DNS responder for service discovery, shaped like Podman's aardvark-dns: one
 //! long-lived process per state root (the wharf binary re-executed as `wharf __dns
 //! <root>`), listening on UDP and TCP port 53 of every network's gateway address, and
-//! answering each query from the names of the network whose gateway it arrived on.
+//! answering each query from the names of the networks the asking container is on (or, for
+//! a client it does not know, of the network whose gateway the query arrived on).
 //! Everything else is relayed to the container's `dns:` servers or the host's resolvers.
 //!
 //! - [`records`]: the records file `<root>/network/dns.json`, the only interface between
