@@ -698,6 +698,9 @@ impl Networks {
         let mut net = self.network_by_key(&record.spec.project, &ep.network)?;
         // The next free interface name and veth index: earlier attachments may be gone.
         let mut ep = ep.clone();
+        // One default route per namespace: a later network only carries it when no
+        // attachment does any more (the one that did was disconnected).
+        ep.default_route &= !record.endpoints.iter().any(|e| e.default_route);
         let taken = |name: &str| record.endpoints.iter().any(|e| e.ifname == name);
         if taken(&ep.ifname) {
             ep.ifname = (0..)

@@ -56,11 +56,9 @@ impl Net {
         let outside = dir.path().join("outside");
         netns::create(&hostns).expect("the host namespace");
         netns::create(&outside).expect("the outside namespace");
-        let nets = Networks::new(
-            &dir.path().join("state"),
-            Path::new(env!("CARGO_BIN_EXE_wharf")),
-        )
-        .with_lock(&dir.path().join("network.lock"));
+        // One state root for containers and networks, as the CLI has.
+        let nets = Networks::new(host.root(), Path::new(env!("CARGO_BIN_EXE_wharf")))
+            .with_lock(&dir.path().join("network.lock"));
         let net = Net {
             host,
             dir,
@@ -269,12 +267,8 @@ impl Net {
     fn finish(mut self) {
         self.finished = true;
         let ids: Vec<String> = self.containers.iter().map(|(id, _)| id.clone()).collect();
-        // Containers first (their processes and cgroups, checked by the runtime harness).
-        self.host.finish_here();
         let Net {
-            dir,
             hostns,
-            outside,
             nets,
             networks,
             ..
@@ -312,6 +306,16 @@ impl Net {
             assert!(!rules.contains("table"), "nftables rules left: {rules}");
         })
         .unwrap();
+        // Then the containers (their processes, cgroups and mounts, which includes the
+        // namespace pins under the state root: checked by the runtime harness).
+        self.host.finish_here();
+        let Net {
+            dir,
+            hostns,
+            outside,
+            nets,
+            ..
+        } = &mut self;
         let dns_pid = nets.root().join("dns.pid");
         assert!(!dns_pid.exists(), "the DNS responder's pid file is left");
         let pins: Vec<_> = fs::read_dir(nets.root().join("netns"))
@@ -650,6 +654,37 @@ services:
     .unwrap();
     let got = receiver.join().unwrap();
     assert_eq!(got, vec![b"via-lo".to_vec(), b"via-lan".to_vec()]);
+    // `wharf port` reports each binding, the random one included.
+    let port = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .env("WHARF_ROOT", net.host.root())
+            .arg("-f")
+            .arg(net.host.root().join("project/compose.yaml"))
+            .args(["-p", net.host.project_name(), "port"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = port(&["web", "80"]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    let mut want = vec![
+        "0.0.0.0:8080".to_string(),
+        "127.0.0.1:8081".to_string(),
+        format!("0.0.0.0:{random}"),
+    ];
+    want.sort();
+    assert_eq!(lines, want);
+    assert_eq!(port(&["web", "53/udp"]).1, "0.0.0.0:5353\n");
+    let (code, _, err) = port(&["web", "81"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no port 81/tcp is published"), "{err}");
     net.finish();
 }
 
