@@ -80,6 +80,7 @@ fn main() {
             listen: vec!["127.0.0.5".parse().unwrap()],
             entries: (1..=3).map(replica).collect(),
         }],
+        generation: 1,
     };
     process::write_records(root, &records).unwrap();
     let exe = Path::new(env!("CARGO_BIN_EXE_wharf"));

@@ -164,6 +164,7 @@ fn records(extra: Option<Entry>, upstream: SocketAddr) -> Records {
                 entries: vec![entry("p-db-1", &["db"], &["10.0.1.2"]), client],
             },
         ],
+        generation: 1,
     }
 }
 
@@ -248,6 +249,14 @@ fn the_responder_answers_per_network_reloads_forwards_and_stops() {
         addresses(&ask_udp(a, "api", RecordType::A).0) == ["10.0.0.9"]
     });
 
+    // `sync` returns only once the responder serves what it wrote: no waiting needed.
+    let cache = entry("p-cache-1", &["cache"], &["10.0.0.10"]);
+    process::sync(root, exe, &records(Some(cache), upstream)).unwrap();
+    assert_eq!(
+        addresses(&ask_udp(a, "cache", RecordType::A).0),
+        ["10.0.0.10"]
+    );
+
     // Stop: by the recorded PID; gone, pid file removed.
     process::stop(root).unwrap();
     assert!(!proc.is_alive(), "the responder is gone");
@@ -272,6 +281,7 @@ fn a_listener_that_cannot_bind_fails_the_start_with_the_reason() {
             listen: vec![ip("127.0.0.4")],
             entries: vec![],
         }],
+        generation: 1,
     };
     process::write_records(root, &records).unwrap();
     let err = process::ensure_running_with(root, exe, &options).unwrap_err();

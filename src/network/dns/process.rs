@@ -12,6 +12,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -78,6 +79,11 @@ pub fn pid_path(root: &Path) -> PathBuf {
     dir(root).join("dns.pid")
 }
 
+/// The generation of the records the responder serves now.
+pub fn loaded_path(root: &Path) -> PathBuf {
+    dir(root).join("dns.loaded")
+}
+
 pub fn log_path(root: &Path) -> PathBuf {
     dir(root).join("dns.log")
 }
@@ -129,7 +135,15 @@ pub fn running(root: &Path) -> Result<Option<ProcRef>, DnsError> {
 /// while any network has records, stopped when none has. What the network layer calls
 /// after every change; returns the running responder.
 pub fn sync(root: &Path, exe: &Path, records: &Records) -> Result<Option<ProcRef>, DnsError> {
-    write_records(root, records)?;
+    // A generation no earlier write used: the time in nanoseconds.
+    let generation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let records = Records {
+        generation,
+        ..records.clone()
+    };
+    write_records(root, &records)?;
     if records.networks.is_empty() {
         stop(root)?;
         return Ok(None);
@@ -138,9 +152,33 @@ pub fn sync(root: &Path, exe: &Path, records: &Records) -> Result<Option<ProcRef
     match running(root)? {
         Some(proc) => {
             signal(proc, Signal::SIGHUP)?;
+            // SIGHUP is asynchronous; wait until the new names answer, so a container
+            // started right after its sandbox finds its peers. A responder that does not
+            // confirm within the limit is left to catch up (logged by it, not fatal here).
+            wait_loaded(root, generation, RELOAD_WAIT);
             Ok(Some(proc))
         }
         None => start(root, exe, &Options::default()).map(Some),
+    }
+}
+
+/// How long [`sync`] waits for the responder to confirm a reload.
+const RELOAD_WAIT: Duration = Duration::from_secs(2);
+
+fn wait_loaded(root: &Path, generation: u64, limit: Duration) -> bool {
+    let path = loaded_path(root);
+    let deadline = Instant::now() + limit;
+    loop {
+        let loaded = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        if loaded == Some(generation) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
     }
 }
 
@@ -185,6 +223,7 @@ pub fn stop(root: &Path) -> Result<(), DnsError> {
             }
         }
     }
+    let _ = fs::remove_file(loaded_path(root));
     let path = pid_path(root);
     match fs::remove_file(&path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", &path)(e)),
@@ -259,6 +298,7 @@ fn start(root: &Path, exe: &Path, options: &Options) -> Result<ProcRef, DnsError
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| io_err("creating a pipe for", &log)(e.into()))?;
     let mut child = Command::new(exe)
+        .arg0("wharf-dns")
         .arg("__dns")
         .arg(root)
         .args(options.to_args())
@@ -310,6 +350,7 @@ mod tests {
                 listen: vec!["10.0.0.1".parse().unwrap()],
                 entries: vec![],
             }],
+            generation: 7,
         };
         write_records(dir.path(), &records).unwrap();
         assert_eq!(read_records(dir.path()).unwrap(), records);

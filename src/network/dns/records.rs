@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 pub struct Records {
     #[serde(default)]
     pub networks: Vec<NetworkRecords>,
+    /// Which write this is: the responder writes it to `dns.loaded` once it serves these
+    /// records, so the writer can wait until a new container's name answers.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// One network: where its containers send queries, and the names visible on it.
@@ -116,6 +120,7 @@ mod tests {
                 net(&["10.0.1.1", "fd00::1"]),
                 net(&["10.0.0.1", "10.0.1.1"]),
             ],
+            generation: 0,
         };
         let got: Vec<String> = records
             .listen_addresses()

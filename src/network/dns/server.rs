@@ -127,6 +127,7 @@ async fn serve(root: &Path, options: &Options) -> i32 {
         return 1;
     }
     log(&format!("listening on {} address(es)", listeners.len()));
+    confirm(root, records.generation);
     ready(Ok(()));
     loop {
         tokio::select! {
@@ -145,6 +146,17 @@ async fn serve(root: &Path, options: &Options) -> i32 {
     }
     log("stopped");
     0
+}
+
+/// Tells the writer of the records that `generation` is served now.
+fn confirm(root: &Path, generation: u64) {
+    let path = super::process::loaded_path(root);
+    let tmp = path.with_extension("loaded.tmp");
+    let written =
+        std::fs::write(&tmp, generation.to_string()).and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        log(&format!("confirming generation {generation}: {e}"));
+    }
 }
 
 fn write_pid(path: &Path, me: Option<ProcRef>) -> Result<(), String> {
@@ -174,6 +186,7 @@ fn reload(
     if let Ok(mut zones) = shared.zones.write() {
         *zones = Arc::new(zones_of(&records));
     }
+    confirm(root, records.generation);
     let wanted = records.listen_addresses();
     listeners.retain(|addr, _| wanted.contains(addr));
     for addr in wanted {
