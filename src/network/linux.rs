@@ -339,12 +339,20 @@ impl Networks {
             });
         }
         if let Some(record) = existing {
-            if record.spec == *spec {
-                return Ok(record);
+            if record.spec != *spec {
+                return Err(NetworkError::Changed {
+                    name: spec.name.clone(),
+                });
             }
-            return Err(NetworkError::Changed {
-                name: spec.name.clone(),
-            });
+            // Recorded as it is asked: make sure the host still has it (a reboot takes
+            // bridges, sysctls and rules with it; the records stay). All of it is
+            // idempotent and cheap when nothing is missing.
+            netlink::ensure_bridge(&Self::bridge_of(&record))?;
+            firewall::enable_forwarding(spec.ipv6)?;
+            firewall::prepare_bridge(&spec.bridge, spec.ipv6)?;
+            self.sync_project(&spec.project)?;
+            self.sync_dns()?;
+            return Ok(record);
         }
         let others = self.networks()?;
         let pools = self.choose_pools(spec, &others)?;
@@ -352,15 +360,7 @@ impl Networks {
             spec: spec.clone(),
             pools,
         };
-        let bridge = BridgeSpec {
-            name: spec.bridge.clone(),
-            mtu: spec.mtu,
-            addresses: record
-                .pools
-                .iter()
-                .map(|p| (p.gateway(), p.subnet().prefix()))
-                .collect(),
-        };
+        let bridge = Self::bridge_of(&record);
         let existed = netlink::link_exists(&spec.bridge)?;
         let made = (|| -> Result<()> {
             netlink::ensure_bridge(&bridge)?;
@@ -380,6 +380,19 @@ impl Networks {
             return Err(e);
         }
         Ok(record)
+    }
+
+    /// The bridge of a network: its gateways as the bridge's own addresses.
+    fn bridge_of(record: &NetworkRecord) -> BridgeSpec {
+        BridgeSpec {
+            name: record.spec.bridge.clone(),
+            mtu: record.spec.mtu,
+            addresses: record
+                .pools
+                .iter()
+                .map(|p| (p.gateway(), p.subnet().prefix()))
+                .collect(),
+        }
     }
 
     /// The address pools of a new network: the `ipam.config` subnets, checked against
@@ -425,8 +438,9 @@ impl Networks {
             .collect())
     }
 
-    /// Removes network `name` (never an external one: only its owner removes it). Refused
-    /// while a container is attached.
+    /// Removes network `name`. The caller names only networks its project owns: a network
+    /// another project declares `external` is left to its owner. Refused while a container
+    /// is attached.
     pub fn remove_network(&self, name: &str) -> Result<bool> {
         let _lock = self.locked()?;
         let Some(record) = self.network(name)? else {

@@ -835,6 +835,18 @@ fn projects_with_automatic_subnets_never_overlap_even_concurrently() {
     net.in_host(|| {
         ip(&["route", "del", "172.17.0.0/16", "dev", LAN_BRIDGE]);
     });
+    // A bridge that went away (a reboot keeps the records, not the links) comes back when
+    // the network is asked for again, with the same subnet.
+    let (nets, first) = (net.nets.clone(), records[0].clone());
+    net.in_host(move || {
+        assert!(netlink::delete_link(&first.spec.bridge).unwrap());
+        let again = nets.create_network(&first.spec).unwrap();
+        assert_eq!(again, first);
+        assert!(netlink::link_exists(&first.spec.bridge).unwrap());
+        let addrs = ip(&["-o", "addr", "show", "dev", &first.spec.bridge]);
+        let gw = first.pools[0].gateway().to_string();
+        assert!(addrs.contains(&gw), "{addrs}");
+    });
     let _ = Mode::Host;
     net.finish();
 }
