@@ -421,6 +421,7 @@ services:
   api:
     image: IMAGE
     command: ["sleep", "1000"]
+    links: ["db:legacy"]
     networks: [front, back]
   db:
     image: IMAGE
@@ -444,7 +445,14 @@ networks:
         );
     }
     // By service name, alias and container name, through the container's own resolver.
-    for target in ["db", "database", &format!("{project}-db-1"), "web", "www"] {
+    for target in [
+        "db",
+        "database",
+        &format!("{project}-db-1"),
+        "legacy",
+        "web",
+        "www",
+    ] {
         assert_eq!(
             net.sh(
                 &api,
