@@ -316,13 +316,13 @@ impl Networks {
         Self::read(&self.sandbox_path(id))
     }
 
-    fn network_by_key(&self, project: &str, key: &str) -> Result<NetworkRecord> {
-        self.networks()?
-            .into_iter()
-            .find(|n| n.spec.project == project && n.spec.key == key)
+    /// The network an attachment names (by its name on the host, so that an `external`
+    /// network of another project is found too).
+    fn network_of(&self, project: &str, ep: &EndpointSpec) -> Result<NetworkRecord> {
+        self.network(&ep.name)?
             .ok_or_else(|| NetworkError::Missing {
                 project: project.to_string(),
-                name: key.to_string(),
+                name: ep.name.clone(),
             })
     }
 
@@ -514,7 +514,7 @@ impl Networks {
         // 1. Addresses, in memory: the pools are written only once everything worked.
         let mut networks: BTreeMap<String, NetworkRecord> = BTreeMap::new();
         for ep in &endpoints {
-            let net = self.network_by_key(&spec.project, &ep.network)?;
+            let net = self.network_of(&spec.project, ep)?;
             networks.insert(ep.network.clone(), net);
         }
         for ep in &endpoints {
@@ -709,7 +709,7 @@ impl Networks {
         if let Some(existing) = record.endpoints.iter().find(|e| e.key == ep.network) {
             return Ok(existing.clone());
         }
-        let mut net = self.network_by_key(&record.spec.project, &ep.network)?;
+        let mut net = self.network_of(&record.spec.project, ep)?;
         // The next free interface name and veth index: earlier attachments may be gone.
         let mut ep = ep.clone();
         // One default route per namespace: a later network only carries it when no

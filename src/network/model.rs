@@ -179,6 +179,8 @@ pub enum Mode {
 pub struct EndpointSpec {
     /// The network's key in the Compose file.
     pub network: String,
+    /// The network's name on the host (another project's, for an `external` network).
+    pub name: String,
     /// `eth0`, `eth1`, … in priority order, or the service's `interface_name`.
     pub ifname: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -330,8 +332,13 @@ pub fn sandbox_spec(
                 names.extend(sn.aliases.iter().cloned());
                 let mut seen = std::collections::BTreeSet::new();
                 names.retain(|n| !n.is_empty() && seen.insert(n.to_ascii_lowercase()));
+                let net = &project.networks[key.as_str()];
                 endpoints.push(EndpointSpec {
                     network: key.to_string(),
+                    name: net
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}_{key}", project.name)),
                     ifname,
                     ipv4_address,
                     ipv6_address,

@@ -778,9 +778,35 @@ networks:
         0
     );
     assert_eq!(net.sh(&a, "ping -c 1 -W 2 10.240.0.254 >/dev/null"), 0);
-    // A second container gets its address from ip_range.
+    // The same static address twice is refused, naming it.
     let b = net.run(&p, "a", 2).unwrap_err();
     assert!(b.contains("10.240.0.9") && b.contains("in use"), "{b}");
+    // Another project: an explicit subnet overlapping this one is refused; declaring this
+    // network `external` attaches to it, with a dynamic address from its ip_range.
+    let lan = format!("{}_lan", net.host.project_name());
+    let mut other = net.project(&format!(
+        "services:\n  b:\n    image: IMAGE\n    command: [sleep, \"1000\"]\n    networks: [shared]\nnetworks:\n  shared:\n    external: true\n    name: {lan}\n  clash:\n    ipam:\n      config:\n        - subnet: 10.240.0.0/16\n"
+    ));
+    other.name = format!("{}-other", other.name);
+    let clash = network_spec(&other, "clash").unwrap();
+    let nets = net.nets.clone();
+    let err = net
+        .in_host(move || nets.create_network(&clash))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("overlaps network {lan:?}")),
+        "{err}"
+    );
+    other.networks.remove("clash");
+    net.up(&other).unwrap();
+    let b = net.id("b", 1);
+    let addr = net.addr(&b, "shared");
+    assert!(
+        addr.octets()[3] >= 128,
+        "{addr} is outside ip_range 10.240.0.128/25"
+    );
+    assert_eq!(net.sh(&b, "ping -c 1 -W 2 10.240.0.9 >/dev/null"), 0);
     net.finish();
 }
 
