@@ -1,0 +1,251 @@
+//! Plan golden tests: scenarios as a user meets them, each a Compose file before and after,
+//! the live state as the first `up` would have left it, and the plan in its one-line form.
+
+use super::*;
+
+fn project(yaml: &str) -> Project {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
+    let options = crate::compose::LoadOptions {
+        files: vec![dir.path().join("compose.yaml")],
+        project_name: Some("shop".into()),
+        cwd: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let env = crate::compose::Environment::default();
+    crate::compose::load(&options, &env, crate::compose::NormalizeOptions::default())
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .project
+}
+
+/// What a completed `up` of `yaml` leaves: every replica running, networks and volumes made.
+fn up(yaml: &str) -> Live {
+    let d = desired(&project(yaml));
+    let mut live = Live::default();
+    for svc in d.services.values() {
+        for replica in 1..=svc.replicas {
+            live.containers.push(LiveContainer {
+                id: format!("{:0>64}", format!("{}{replica}", svc.name.len())),
+                name: container_name(&d.project, &svc.name, replica),
+                service: svc.name.clone(),
+                replica,
+                hash: svc.hash.clone(),
+                image_digest: Some(format!("sha256:{}", svc.image)),
+                running: true,
+                networks: svc.networks.clone(),
+                config: Some(svc.config.clone()),
+            });
+        }
+        live.images
+            .insert(svc.image.clone(), format!("sha256:{}", svc.image));
+    }
+    for (k, n) in d.networks.iter().filter(|(_, n)| !n.external) {
+        live.networks.insert(
+            k.clone(),
+            LiveObject {
+                name: n.name.clone(),
+                hash: n.hash.clone(),
+            },
+        );
+    }
+    for (k, v) in d.volumes.iter().filter(|(_, v)| !v.external) {
+        live.volumes.insert(
+            k.clone(),
+            LiveObject {
+                name: v.name.clone(),
+                hash: v.hash.clone(),
+            },
+        );
+    }
+    live
+}
+
+fn plan(yaml: &str, live: &Live, options: &Options) -> String {
+    let p = diff(&desired(&project(yaml)), live, options);
+    if p.is_empty() && p.warnings.is_empty() {
+        "(nothing to do)\n".into()
+    } else {
+        p.to_string()
+    }
+}
+
+const THREE_TIER: &str = r#"
+services:
+  web:
+    image: web:1
+    ports: ["8080:80"]
+    depends_on: [api]
+  api:
+    image: api:1
+    environment: {MODE: prod}
+    depends_on:
+      db: {condition: service_healthy}
+  db:
+    image: db:1
+    volumes: [data:/var/lib/db]
+    networks: [back]
+networks:
+  back: {}
+volumes:
+  data: {}
+"#;
+
+fn with(yaml: &str, from: &str, to: &str) -> String {
+    assert!(yaml.contains(from), "{from}");
+    yaml.replacen(from, to, 1)
+}
+
+#[test]
+fn a_new_project_is_created_in_dependency_order() {
+    insta::assert_snapshot!(plan(THREE_TIER, &Live::default(), &Options::default()), @r"
+    [] -> #1 volume:shop_data, CreateVolume, not found
+    [] -> #2 network:shop_back, CreateNetwork, not found
+    [] -> #3 network:shop_default, CreateNetwork, not found
+    [1,2] -> #4 container:shop-db-1, CreateContainer, not found
+    [4] -> #5 container:shop-db-1, StartContainer, created
+    [3,5] -> #6 container:shop-api-1, CreateContainer, not found
+    [6] -> #7 container:shop-api-1, StartContainer, created
+    [3,7] -> #8 container:shop-web-1, CreateContainer, not found
+    [8] -> #9 container:shop-web-1, StartContainer, created
+    ");
+}
+
+#[test]
+fn nothing_changed_is_nothing_to_do() {
+    insta::assert_snapshot!(plan(THREE_TIER, &up(THREE_TIER), &Options::default()), @"(nothing to do)");
+}
+
+#[test]
+fn one_environment_variable_recreates_only_that_service_create_before_destroy() {
+    let after = with(THREE_TIER, "MODE: prod", "MODE: dev");
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &Options::default()), @r"
+    [] -> #1 container:000000000000_shop-api-1, CreateContainer, config hash diverged: environment.MODE
+    [1] -> #2 container:shop-api-1, StopContainer, replaced
+    [2] -> #3 container:shop-api-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-api-1, RenameContainer, to shop-api-1
+    [4] -> #5 container:shop-api-1, StartContainer, recreated
+    ");
+}
+
+#[test]
+fn a_new_image_digest_recreates() {
+    let mut live = up(THREE_TIER);
+    live.images.insert("db:1".into(), "sha256:newer".into());
+    insta::assert_snapshot!(plan(THREE_TIER, &live, &Options::default()), @r"
+    [] -> #1 container:000000000000_shop-db-1, CreateContainer, image changed
+    [1] -> #2 container:shop-db-1, StopContainer, replaced
+    [2] -> #3 container:shop-db-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-db-1, RenameContainer, to shop-db-1
+    [4] -> #5 container:shop-db-1, StartContainer, recreated
+    ");
+}
+
+#[test]
+fn scaling_up_and_down_keeps_the_lowest_replicas_and_recreates_nothing() {
+    let live = up(THREE_TIER);
+    let mut options = Options::default();
+    options.scale.insert("web".into(), 3);
+    insta::assert_snapshot!(plan(THREE_TIER, &live, &options), @r"
+    [] -> #1 container:shop-web-2, CreateContainer, not found
+    [1] -> #2 container:shop-web-2, StartContainer, created
+    [] -> #3 container:shop-web-3, CreateContainer, not found
+    [3] -> #4 container:shop-web-3, StartContainer, created
+    ");
+    let three = with(THREE_TIER, "image: web:1", "image: web:1\n    scale: 3");
+    let mut options = Options::default();
+    options.scale.insert("web".into(), 1);
+    insta::assert_snapshot!(plan(&three, &up(&three), &options), @r"
+    [] -> #1 container:shop-web-3, StopContainer, scale down
+    [1] -> #2 container:shop-web-3, RemoveContainer, scale down
+    [] -> #3 container:shop-web-2, StopContainer, scale down
+    [3] -> #4 container:shop-web-2, RemoveContainer, scale down
+    ");
+}
+
+#[test]
+fn a_changed_network_is_recreated_and_its_containers_reconnected() {
+    let after = with(THREE_TIER, "  back: {}", "  back: {internal: true}");
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &Options::default()), @r"
+    [] -> #1 container:shop-db-1, DisconnectNetwork, network back changed
+    [1] -> #2 network:shop_back, RemoveNetwork, config changed
+    [2] -> #3 network:shop_back, CreateNetwork, config changed
+    [3] -> #4 container:shop-db-1, ConnectNetwork, network back recreated
+    ");
+}
+
+#[test]
+fn a_changed_volume_is_kept_with_a_warning() {
+    let after = with(THREE_TIER, "  data: {}", "  data: {labels: {tier: db}}");
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &Options::default()), @"warning: volume \"shop_data\" exists with another configuration; it is kept (remove it with `down -v` to recreate it)");
+}
+
+#[test]
+fn orphans_are_reported_and_removed_only_when_asked() {
+    let after = THREE_TIER.replace(
+        "  web:\n    image: web:1\n    ports: [\"8080:80\"]\n    depends_on: [api]\n",
+        "",
+    );
+    let live = up(THREE_TIER);
+    insta::assert_snapshot!(plan(&after, &live, &Options::default()), @"warning: found orphan containers (shop-web-1) for this project; remove them with --remove-orphans");
+    let options = Options {
+        remove_orphans: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(&after, &live, &options), @r"
+    [] -> #1 container:shop-web-1, StopContainer, orphaned
+    [1] -> #2 container:shop-web-1, RemoveContainer, orphaned
+    ");
+}
+
+#[test]
+fn force_and_no_recreate() {
+    let live = up(THREE_TIER);
+    let force = Options {
+        force_recreate: true,
+        ..Options::default()
+    };
+    let text = plan(THREE_TIER, &live, &force);
+    assert_eq!(
+        text.matches("CreateContainer, --force-recreate").count(),
+        3,
+        "{text}"
+    );
+    let after = with(THREE_TIER, "MODE: prod", "MODE: dev");
+    let keep = Options {
+        no_recreate: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(&after, &live, &keep), @"(nothing to do)");
+}
+
+#[test]
+fn stopped_containers_are_started_and_no_start_only_creates() {
+    let mut live = up(THREE_TIER);
+    for c in &mut live.containers {
+        c.running = c.service != "db";
+    }
+    insta::assert_snapshot!(plan(THREE_TIER, &live, &Options::default()), @"[] -> #1 container:shop-db-1, StartContainer, not running");
+    let options = Options {
+        no_start: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(THREE_TIER, &Live::default(), &options), @r"
+    [] -> #1 volume:shop_data, CreateVolume, not found
+    [] -> #2 network:shop_back, CreateNetwork, not found
+    [] -> #3 network:shop_default, CreateNetwork, not found
+    [1,2] -> #4 container:shop-db-1, CreateContainer, not found
+    [3,4] -> #5 container:shop-api-1, CreateContainer, not found
+    [3,5] -> #6 container:shop-web-1, CreateContainer, not found
+    ");
+}
+
+#[test]
+fn changed_fields_name_nested_paths() {
+    let old = serde_json::json!({"environment": {"A": "1", "B": "2"}, "image": "x", "ports": [1]});
+    let new = serde_json::json!({"environment": {"A": "1", "C": "3"}, "image": "y", "ports": [1]});
+    assert_eq!(
+        changed_fields(&old, &new),
+        ["environment.B", "environment.C", "image"]
+    );
+    assert!(changed_fields(&old, &old).is_empty());
+}
