@@ -32,6 +32,9 @@ pub struct DesiredService {
     pub replicas: u64,
     /// The services it needs first (`depends_on`, `links`, namespaces, `volumes_from`).
     pub deps: Vec<String>,
+    /// The dependencies declared with `restart: true`: when one is recreated, this
+    /// service is restarted.
+    pub restart_with: Vec<String>,
     /// The network and volume keys it uses.
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
@@ -93,6 +96,12 @@ pub fn desired(project: &Project) -> Desired {
                 image: svc.image.clone().unwrap_or_default(),
                 replicas: svc.replicas(),
                 deps,
+                restart_with: svc
+                    .depends_on
+                    .iter()
+                    .filter(|(_, d)| d.restart)
+                    .map(|(n, _)| n.clone())
+                    .collect(),
                 networks,
                 volumes,
                 config: serde_json::to_value(svc).unwrap_or_default(),
@@ -419,6 +428,7 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
     // Services, in dependency order so that a dependency's steps exist before its
     // dependents refer to them.
     let order = service_order(desired);
+    let mut recreated: BTreeSet<String> = BTreeSet::new();
     for name in &order {
         let svc = &desired.services[name];
         let wanted = options.scale.get(name).copied().unwrap_or(svc.replicas);
@@ -467,6 +477,7 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
                 }
                 Some(c) => match recreate(c) {
                     Some(cause) => {
+                        recreated.insert(name.clone());
                         let tmp = format!("{}_{cname}", &c.id[..c.id.len().min(12)]);
                         let created = plan.push(
                             format!("container:{tmp}"),
@@ -509,6 +520,27 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
                             Operation::StartContainer,
                             "not running",
                             &deps,
+                        ));
+                    }
+                    None if c.running
+                        && !options.no_start
+                        && svc.restart_with.iter().any(|d| recreated.contains(d)) =>
+                    {
+                        // `depends_on: {X: {restart: true}}`: X was recreated.
+                        let dep = svc.restart_with.iter().find(|d| recreated.contains(*d));
+                        let cause =
+                            format!("dependency {} recreated", dep.map_or("", String::as_str));
+                        let stopped = plan.push(
+                            format!("container:{cname}"),
+                            Operation::StopContainer,
+                            &cause,
+                            &deps,
+                        );
+                        started.push(plan.push(
+                            format!("container:{cname}"),
+                            Operation::StartContainer,
+                            &cause,
+                            &[stopped],
                         ));
                     }
                     None => {}

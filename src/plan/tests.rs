@@ -249,3 +249,75 @@ fn changed_fields_name_nested_paths() {
     );
     assert!(changed_fields(&old, &old).is_empty());
 }
+
+#[test]
+fn a_dependency_with_restart_true_restarts_its_dependent() {
+    let yaml = with(
+        THREE_TIER,
+        "      db: {condition: service_healthy}",
+        "      db: {condition: service_healthy, restart: true}",
+    );
+    let after = with(&yaml, "image: db:1", "image: db:2");
+    insta::assert_snapshot!(plan(&after, &up(&yaml), &Options::default()), @r"
+    [] -> #1 container:000000000000_shop-db-1, CreateContainer, config hash diverged: image
+    [1] -> #2 container:shop-db-1, StopContainer, replaced
+    [2] -> #3 container:shop-db-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-db-1, RenameContainer, to shop-db-1
+    [4] -> #5 container:shop-db-1, StartContainer, recreated
+    [5] -> #6 container:shop-api-1, StopContainer, dependency db recreated
+    [6] -> #7 container:shop-api-1, StartContainer, dependency db recreated
+    ");
+    // Without restart: true, the dependent is left alone.
+    let plain = with(THREE_TIER, "image: db:1", "image: db:2");
+    let text = plan(&plain, &up(THREE_TIER), &Options::default());
+    assert!(!text.contains("shop-api-1"), "{text}");
+}
+
+#[test]
+fn a_service_profiled_out_is_an_orphan() {
+    let after = with(
+        THREE_TIER,
+        "    image: web:1\n",
+        "    image: web:1\n    profiles: [front]\n",
+    );
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &Options::default()), @"warning: found orphan containers (shop-web-1) for this project; remove them with --remove-orphans");
+}
+
+#[test]
+fn a_new_service_and_a_new_network_join_a_running_project() {
+    let after = with(
+        THREE_TIER,
+        "networks:\n  back: {}",
+        "  cache:\n    image: cache:1\n    networks: [side]\nnetworks:\n  back: {}\n  side: {}",
+    );
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &Options::default()), @r"
+    [] -> #1 network:shop_side, CreateNetwork, not found
+    [1] -> #2 container:shop-cache-1, CreateContainer, not found
+    [2] -> #3 container:shop-cache-1, StartContainer, created
+    ");
+}
+
+#[test]
+fn a_published_port_change_recreates_with_the_field_named() {
+    let after = with(THREE_TIER, "8080:80", "8081:80");
+    let text = plan(&after, &up(THREE_TIER), &Options::default());
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("config hash diverged: ports"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 5, "{text}");
+}
+
+#[test]
+fn an_external_network_is_never_created_or_removed() {
+    let yaml = with(THREE_TIER, "  back: {}", "  back: {external: true}");
+    let text = plan(&yaml, &Live::default(), &Options::default());
+    assert!(
+        !text.contains("network:shop_back") && !text.contains("network:back"),
+        "{text}"
+    );
+    assert!(text.contains("CreateNetwork"), "{text}");
+}
