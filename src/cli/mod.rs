@@ -9,6 +9,7 @@ mod config;
 mod exec;
 mod graph;
 mod image;
+mod plan;
 mod port;
 mod progress;
 mod pull;
@@ -97,6 +98,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Print the public port for a port binding
     Port(port::PortArgs),
+    /// Show what `up` would change, without changing anything (exit 2 when changes are pending)
+    Plan(plan::PlanArgs),
     /// Manage the local image store
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -186,6 +189,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => pull::run_images(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
+        Command::Plan(args) => plan::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Fixture(args) => image::build_fixture(args),
         Command::Version => {

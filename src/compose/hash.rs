@@ -59,3 +59,11 @@ fn file_digest(path: &str) -> Vec<u8> {
         Err(_) => b"missing".to_vec(),
     }
 }
+
+/// The hash of a network's or volume's normalized definition: what the planner compares
+/// and what the network layer records, so that both agree on "changed".
+pub fn object_hash<T: serde::Serialize>(object: &T) -> String {
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(object).unwrap_or_default(),
+    ))
+}

@@ -76,6 +76,10 @@ pub struct NetworkSpec {
     pub ipam: Vec<crate::compose::model::IpamPool>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// [`crate::compose::hash::object_hash`] of the network as the Compose files define it:
+    /// what the planner compares to decide that the network changed.
+    #[serde(default)]
+    pub config_hash: String,
 }
 
 impl NetworkSpec {
@@ -157,6 +161,7 @@ pub fn network_spec(project: &Project, key: &str) -> Result<NetworkSpec, ModelEr
         ipv6,
         ipam: ipam.config,
         labels: net.labels.clone(),
+        config_hash: crate::compose::hash::object_hash(net),
     })
 }
 

@@ -18,9 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::compose::hash::service_hash;
+use crate::compose::hash::{object_hash, service_hash};
 use crate::compose::model::Project;
 
 /// One service as the Compose files want it.
@@ -60,12 +59,6 @@ pub struct Desired {
     pub services: BTreeMap<String, DesiredService>,
     pub networks: BTreeMap<String, DesiredObject>,
     pub volumes: BTreeMap<String, DesiredObject>,
-}
-
-fn hash_json<T: Serialize>(value: &T) -> String {
-    hex::encode(Sha256::digest(
-        serde_json::to_vec(value).unwrap_or_default(),
-    ))
 }
 
 /// The desired state of `project`.
@@ -109,34 +102,27 @@ pub fn desired(project: &Project) -> Desired {
             (name.clone(), service)
         })
         .collect();
-    let object = |key: &String, name: &Option<String>, external: bool, value: serde_json::Value| {
-        DesiredObject {
+    let object =
+        |key: &String, name: &Option<String>, external: bool, hash: String| DesiredObject {
             key: key.clone(),
             name: name
                 .clone()
                 .unwrap_or_else(|| format!("{}_{key}", project.name)),
             external,
-            hash: hash_json(&value),
-        }
-    };
+            hash,
+        };
     Desired {
         project: project.name.clone(),
         services,
         networks: project
             .networks
             .iter()
-            .map(|(k, n)| {
-                let value = serde_json::to_value(n).unwrap_or_default();
-                (k.clone(), object(k, &n.name, n.external, value))
-            })
+            .map(|(k, n)| (k.clone(), object(k, &n.name, n.external, object_hash(n))))
             .collect(),
         volumes: project
             .volumes
             .iter()
-            .map(|(k, v)| {
-                let value = serde_json::to_value(v).unwrap_or_default();
-                (k.clone(), object(k, &v.name, v.external, value))
-            })
+            .map(|(k, v)| (k.clone(), object(k, &v.name, v.external, object_hash(v))))
             .collect(),
     }
 }

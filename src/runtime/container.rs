@@ -60,6 +60,20 @@ pub struct LaunchConfig {
     /// (veths and addresses already in it); `None` with `net: New` makes an empty one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<PathBuf>,
+    /// What the reconciler compares on the next `up` (the runtime only keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// Where a container came from: the config hash and normalized service it was created
+/// from, and the digest of the image it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub config_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    #[serde(default)]
+    pub service: serde_json::Value,
 }
 
 /// A process, identified so that a recycled PID is not taken for it: its start time in

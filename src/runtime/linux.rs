@@ -66,6 +66,8 @@ pub struct CreateOptions {
     /// network layer has put the container's interfaces in it before the process starts,
     /// and it outlives restarts of the process.
     pub netns: Option<PathBuf>,
+    /// Recorded for the reconciler ([`super::container::Origin`]).
+    pub origin: Option<super::container::Origin>,
 }
 
 /// The container runtime of one state root.
@@ -200,6 +202,7 @@ impl Runtime {
             volumes,
             joins,
             netns: options.netns.clone(),
+            origin: options.origin.clone(),
         };
         dir.write_config(&config)
             .map_err(|e| io("recording the configuration")(e.to_string()))?;

@@ -1,2 +1,81 @@
-//! The on-disk record of projects, containers, networks and volumes, with locks and atomic
-//! writes. Not built yet: it arrives with the runtime and the reconciler (issues 4 and 6).
+//! What exists of a project on this host, read from the state directory and checked against
+//! the kernel: the planner's [`Live`] input.
+//!
+//! Containers come from the runtime's records, their liveness from `/proc` (the runtime's
+//! `State::checked`); networks from the network layer's records. Nothing here changes the
+//! host or the records. (The per-project lock and crash recovery of issue 6 come on top.)
+
+use std::collections::BTreeMap;
+
+use crate::network::linux::{NetworkError, Networks};
+use crate::plan::{Live, LiveContainer, LiveObject};
+use crate::runtime::Runtime;
+
+/// Reading the state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+}
+
+/// The live state of `project`: its containers, its networks and, for each image
+/// reference in `images`, the digest the store holds now.
+pub fn observe(
+    project: &str,
+    runtime: &Runtime,
+    networks: &Networks,
+    images: BTreeMap<String, String>,
+) -> Result<Live, StateError> {
+    let sandboxes: BTreeMap<String, Vec<String>> = networks
+        .sandboxes()?
+        .into_iter()
+        .filter(|s| s.spec.project == project)
+        .map(|s| (s.id, s.endpoints.into_iter().map(|e| e.key).collect()))
+        .collect();
+    let mut containers = Vec::new();
+    for id in runtime.list() {
+        let Ok(config) = runtime.config(&id) else {
+            continue;
+        };
+        if config.spec.project != project {
+            continue;
+        }
+        let running = runtime.state(&id).is_ok_and(|s| s.is_active());
+        let origin = config.origin.clone();
+        containers.push(LiveContainer {
+            name: config.spec.name.clone(),
+            service: config.spec.service.clone(),
+            replica: config.spec.replica,
+            hash: origin
+                .as_ref()
+                .map(|o| o.config_hash.clone())
+                .unwrap_or_default(),
+            image_digest: origin.as_ref().and_then(|o| o.image_digest.clone()),
+            running,
+            networks: sandboxes.get(&id).cloned().unwrap_or_default(),
+            config: origin.map(|o| o.service),
+            id,
+        });
+    }
+    let networks = networks
+        .networks()?
+        .into_iter()
+        .filter(|n| n.spec.project == project && !n.spec.external)
+        .map(|n| {
+            (
+                n.spec.key.clone(),
+                LiveObject {
+                    name: n.spec.name,
+                    hash: n.spec.config_hash,
+                },
+            )
+        })
+        .collect();
+    Ok(Live {
+        containers,
+        networks,
+        // Volumes carry no definition record yet; the planner creates missing ones.
+        volumes: BTreeMap::new(),
+        images,
+    })
+}

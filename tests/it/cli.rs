@@ -292,3 +292,42 @@ fn no_interpolate_no_normalize_no_path_resolution() {
         "{out}"
     );
 }
+
+#[test]
+fn plan_of_a_project_nothing_of_which_exists_yet() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/three-tier");
+    let root = tempfile::tempdir().unwrap();
+    let out = wharf()
+        .current_dir(&example)
+        .env("WHARF_ROOT", root.path())
+        .args(["plan"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Changes are pending: exit 2, as `terraform plan -detailed-exitcode` does.
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!("plan_three_tier_fresh", text);
+    let json = wharf()
+        .current_dir(&example)
+        .env("WHARF_ROOT", root.path())
+        .args(["plan", "--format", "json", "--scale", "web=2"])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let webs = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["operation"] == "CreateContainer" && s["resource"].as_str().unwrap().contains("-web-")
+        })
+        .count();
+    assert_eq!(webs, 2);
+    // Nothing was created by planning.
+    assert!(std::fs::read_dir(root.path()).unwrap().next().is_none());
+}
