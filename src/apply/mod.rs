@@ -8,6 +8,8 @@
 //! with the failure named, so one broken service never leaves the rest of the project half
 //! made. The engine never touches the host itself; only the driver does.
 
+pub mod linux;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -58,7 +60,8 @@ impl Report {
 
 /// Runs `plan` through `driver`, at most `parallel` steps at once (at least one).
 pub async fn run<D: Driver>(plan: &Plan, driver: Arc<D>, parallel: usize) -> Report {
-    let permits = Arc::new(Semaphore::new(parallel.max(1)));
+    // `--parallel -1` (unlimited) arrives as usize::MAX; tokio caps its permits.
+    let permits = Arc::new(Semaphore::new(parallel.clamp(1, Semaphore::MAX_PERMITS)));
     let mut report = Report::default();
     let mut waiting: BTreeMap<usize, BTreeSet<usize>> = plan
         .steps

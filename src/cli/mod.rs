@@ -6,6 +6,7 @@
 //! stdout, diagnostics to stderr. This module holds no logic of its own beyond presentation.
 
 mod config;
+mod down;
 mod exec;
 mod graph;
 mod image;
@@ -98,6 +99,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Print the public port for a port binding
     Port(port::PortArgs),
+    /// Stop and remove the project's containers and networks (-v: and its volumes)
+    Down(down::DownArgs),
     /// Show what `up` would change, without changing anything (exit 2 when changes are pending)
     Plan(plan::PlanArgs),
     /// Manage the local image store
@@ -190,6 +193,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
+        Command::Down(args) => down::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Fixture(args) => image::build_fixture(args),
         Command::Version => {

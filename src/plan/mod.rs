@@ -179,6 +179,7 @@ pub enum Operation {
     CreateNetwork,
     RemoveNetwork,
     CreateVolume,
+    RemoveVolume,
     CreateContainer,
     StartContainer,
     StopContainer,
@@ -584,6 +585,68 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
                 names.join(", ")
             ));
         }
+    }
+    plan
+}
+
+/// The plan of `down`: every container of the project stopped and removed, then its
+/// networks, then (with `volumes`) the named volumes `volumes` lists. Dependents stop
+/// before what they depend on when `desired` knows the services; without a Compose file
+/// (`desired` is `None`) every container stops at once.
+pub fn teardown(desired: Option<&Desired>, live: &Live, volumes: &[String]) -> Plan {
+    let mut plan = Plan::default();
+    // Stop in reverse dependency order: a service stops after everything that needs it.
+    let order: Vec<String> = desired.map(service_order).unwrap_or_default();
+    let rank = |service: &str| order.iter().position(|s| s == service);
+    let mut containers: Vec<&LiveContainer> = live.containers.iter().collect();
+    containers.sort_by(|a, b| {
+        rank(&b.service)
+            .cmp(&rank(&a.service))
+            .then(a.name.cmp(&b.name))
+    });
+    let mut stopped_by_service: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut removed = Vec::new();
+    for c in &containers {
+        // Wait for the dependents of this container's service to be stopped.
+        let deps: Vec<usize> = desired
+            .map(|d| {
+                d.services
+                    .values()
+                    .filter(|s| s.deps.contains(&c.service))
+                    .flat_map(|s| {
+                        stopped_by_service
+                            .get(s.name.as_str())
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let resource = format!("container:{}", c.name);
+        let stopped = if c.running {
+            let id = plan.push(resource.clone(), Operation::StopContainer, "down", &deps);
+            stopped_by_service.entry(&c.service).or_default().push(id);
+            vec![id]
+        } else {
+            deps
+        };
+        removed.push(plan.push(resource, Operation::RemoveContainer, "down", &stopped));
+    }
+    for n in live.networks.values() {
+        plan.push(
+            format!("network:{}", n.name),
+            Operation::RemoveNetwork,
+            "down",
+            &removed,
+        );
+    }
+    for v in volumes {
+        plan.push(
+            format!("volume:{v}"),
+            Operation::RemoveVolume,
+            "down -v",
+            &removed,
+        );
     }
     plan
 }

@@ -321,3 +321,29 @@ fn an_external_network_is_never_created_or_removed() {
     );
     assert!(text.contains("CreateNetwork"), "{text}");
 }
+
+#[test]
+fn down_stops_dependents_first_then_removes_networks_and_asked_volumes() {
+    let d = desired(&project(THREE_TIER));
+    let mut live = up(THREE_TIER);
+    live.containers
+        .iter_mut()
+        .for_each(|c| c.running = c.service != "web");
+    insta::assert_snapshot!(teardown(Some(&d), &live, &["shop_data".to_string()]).to_string(), @r"
+    [] -> #1 container:shop-web-1, RemoveContainer, down
+    [] -> #2 container:shop-api-1, StopContainer, down
+    [2] -> #3 container:shop-api-1, RemoveContainer, down
+    [2] -> #4 container:shop-db-1, StopContainer, down
+    [4] -> #5 container:shop-db-1, RemoveContainer, down
+    [1,3,5] -> #6 network:shop_back, RemoveNetwork, down
+    [1,3,5] -> #7 network:shop_default, RemoveNetwork, down
+    [1,3,5] -> #8 volume:shop_data, RemoveVolume, down -v
+    ");
+    // Without the Compose file: everything at once, networks after containers.
+    let text = teardown(None, &live, &[]).to_string();
+    assert!(
+        text.starts_with("[] -> #1 container:shop-api-1, StopContainer"),
+        "{text}"
+    );
+    assert!(!text.contains("RemoveVolume"), "{text}");
+}

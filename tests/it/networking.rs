@@ -1089,3 +1089,71 @@ networks:
     );
     net.finish();
 }
+
+#[test]
+fn wharf_down_removes_everything_of_the_project_from_the_state_alone() {
+    if !is_root("wharf_down_removes_everything_of_the_project_from_the_state_alone") {
+        return;
+    }
+    let mut net = Net::new("down");
+    let p = net.project(&format!(
+        "services:\n  web:\n    image: IMAGE\n    command: {web}\n    ports: [\"8080:80\"]\n    volumes: [data:/data]\n  db:\n    image: IMAGE\n    command: [sleep, \"1000\"]\n    networks: [back]\nnetworks:\n  back: {{}}\nvolumes:\n  data: {{}}\n",
+        web = httpd("web")
+    ));
+    net.up(&p).unwrap();
+    let volume = net
+        .host
+        .root()
+        .join("volumes")
+        .join(format!("{}_data", net.host.project_name()));
+    assert!(volume.exists());
+    // `wharf down -v` in the "host": with the Compose file, so -v knows the volume.
+    let down = |args: &[&str]| {
+        Command::new("nsenter")
+            .arg(format!("--net={}", net.hostns.display()))
+            .arg(env!("CARGO_BIN_EXE_wharf"))
+            .env("WHARF_ROOT", net.host.root())
+            .arg("-f")
+            .arg(net.host.root().join("project/compose.yaml"))
+            .args(["-p", net.host.project_name(), "down"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = down(&["-v", "-t", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("RemoveNetwork: done"), "{err}");
+    assert!(!volume.exists(), "the volume is left");
+    assert!(net.nets.sandboxes().unwrap().is_empty());
+    assert!(net.nets.networks().unwrap().is_empty());
+    // Again: nothing to do, still success.
+    let again = down(&[]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to remove"));
+    // Up again, then down with no Compose file at all: `-p` and the state suffice.
+    net.containers.clear();
+    net.up(&p).unwrap();
+    let nowhere = tempfile::tempdir().unwrap();
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", net.hostns.display()))
+        .arg(env!("CARGO_BIN_EXE_wharf"))
+        .current_dir(nowhere.path())
+        .env("WHARF_ROOT", net.host.root())
+        .args(["-p", net.host.project_name(), "down", "-v"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("they are kept"), "{err}");
+    assert!(
+        volume.exists(),
+        "-v without the file must not guess volumes"
+    );
+    assert!(net.nets.networks().unwrap().is_empty());
+    // The harness checks that no process, cgroup, mount, link, rule or responder is left.
+    net.host.forget_containers();
+    net.containers.clear();
+    net.networks.clear();
+    net.finish();
+}

@@ -1,0 +1,102 @@
+//! `wharf down`: stops and removes the project's containers and networks (and with `-v`
+//! its named volumes), from what the state records: it works without the Compose file
+//! (`-p NAME`), after a crash, and on a host that changed behind wharf's back. Failures are
+//! collected, everything else is still removed, and every failure is reported.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::image::state_root;
+use super::{ExitCode, GlobalArgs, load_project};
+use crate::apply::linux::LinuxDriver;
+use crate::compose::NormalizeOptions;
+use crate::network::linux::Networks;
+use crate::plan::{desired, teardown};
+use crate::runtime::Runtime;
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Remove the named volumes declared in the Compose file
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Also remove containers of services no longer in the Compose file (always done:
+    /// `down` removes every container of the project)
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Seconds to wait for each container to stop before killing it
+    #[arg(short, long)]
+    pub timeout: Option<u64>,
+}
+
+pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
+    // The Compose file gives the stop order and the volumes; without one, `-p` names the
+    // project and everything recorded for it goes.
+    let opts = global.load_options(&[]);
+    let loaded = opts
+        .as_ref()
+        .ok()
+        .and_then(|o| load_project(o, NormalizeOptions::default()).ok())
+        .map(|l| l.project);
+    let name = match (&loaded, &global.project_name) {
+        (Some(p), _) => p.name.clone(),
+        (None, Some(name)) => name.clone(),
+        (None, None) => {
+            anyhow::bail!("no Compose file found here: name the project with -p to take it down")
+        }
+    };
+    let want = loaded.as_ref().map(desired);
+    let volumes: Vec<String> = match (&want, args.volumes) {
+        (Some(d), true) => d
+            .volumes
+            .values()
+            .filter(|v| !v.external)
+            .map(|v| v.name.clone())
+            .collect(),
+        (None, true) => {
+            eprintln!(
+                "WARN[0000] -v: without the Compose file wharf does not know the project's volumes; they are kept"
+            );
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    let root = state_root();
+    let exe = std::env::current_exe()?;
+    let live = crate::state::observe(
+        &name,
+        &Runtime::new(&root, &exe),
+        &Networks::new(&root, &exe),
+        Default::default(),
+    )?;
+    let plan = teardown(want.as_ref(), &live, &volumes);
+    if plan.is_empty() {
+        eprintln!("nothing to remove for project {name}");
+        return Ok(0);
+    }
+    let driver = Arc::new(LinuxDriver::new(
+        &root,
+        &exe,
+        args.timeout.map(Duration::from_secs),
+    ));
+    let parallel = usize::try_from(global.parallel)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::apply::run(&plan, driver, parallel));
+    for step in &plan.steps {
+        let state = match report.outcomes.get(&step.id) {
+            Some(crate::apply::Outcome::Done) => "done".to_string(),
+            Some(crate::apply::Outcome::Failed(m)) => format!("failed: {m}"),
+            Some(crate::apply::Outcome::Skipped { because }) => {
+                format!("skipped (step #{because} failed)")
+            }
+            None => "not run".into(),
+        };
+        eprintln!("{} {:?}: {state}", step.resource, step.operation);
+    }
+    Ok(if report.succeeded() { 0 } else { 1 })
+}
