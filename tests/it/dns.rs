@@ -176,6 +176,15 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Stops the responder of a state root when dropped: a failing test must not leave it.
+struct StopOnDrop<'a>(&'a Path);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = process::stop(self.0);
+    }
+}
+
 #[test]
 fn the_responder_answers_per_network_reloads_forwards_and_stops() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,6 +201,7 @@ fn the_responder_answers_per_network_reloads_forwards_and_stops() {
     let (upstream, fake) = fake_upstream();
     process::write_records(root, &records(None, upstream)).unwrap();
     let proc = process::ensure_running_with(root, exe, &options).unwrap();
+    let _stop = StopOnDrop(root);
     assert!(proc.is_alive());
     assert_eq!(
         process::ensure_running_with(root, exe, &options).unwrap(),
@@ -348,6 +358,7 @@ fn a_truncated_upstream_answer_is_fetched_over_tcp_for_tcp_clients() {
     };
     process::write_records(root, &records(None, upstream)).unwrap();
     let proc = process::ensure_running_with(root, exe, &options).unwrap();
+    let _stop = StopOnDrop(root);
     // One query only: the fake answers once per transport.
     let m = {
         use std::io::{Read, Write};

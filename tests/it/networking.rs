@@ -265,7 +265,6 @@ impl Net {
 
     /// Removes everything through the layer and checks the host is as it was.
     fn finish(mut self) {
-        self.finished = true;
         let ids: Vec<String> = self.containers.iter().map(|(id, _)| id.clone()).collect();
         let Net {
             hostns,
@@ -328,6 +327,7 @@ impl Net {
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
         let leaked: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
         assert!(leaked.is_empty(), "mounts left: {leaked:?}");
+        self.finished = true;
     }
 }
 
@@ -353,6 +353,8 @@ impl Drop for Net {
                 let _ = nets.remove_network(n);
             }
         });
+        // Whatever the records say, the responder this test may have started goes.
+        let _ = wharf::network::dns::process::stop(self.host.root());
         let _ = netns::remove(&self.outside);
         let _ = netns::remove(&self.hostns);
     }
