@@ -21,6 +21,8 @@ pub mod merge;
 pub mod model;
 pub mod normalize;
 pub mod schema;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod validate;
 pub mod variables;
 pub mod yaml;

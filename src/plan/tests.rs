@@ -4,18 +4,7 @@
 use super::*;
 
 fn project(yaml: &str) -> Project {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
-    let options = crate::compose::LoadOptions {
-        files: vec![dir.path().join("compose.yaml")],
-        project_name: Some("shop".into()),
-        cwd: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    let env = crate::compose::Environment::default();
-    crate::compose::load(&options, &env, crate::compose::NormalizeOptions::default())
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .project
+    crate::compose::testing::project(yaml, "shop")
 }
 
 /// What a completed `up` of `yaml` leaves: every replica running, networks and volumes made.
