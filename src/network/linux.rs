@@ -525,11 +525,15 @@ impl Networks {
         }
 
         // 2. Ports, against every other binding and the host.
+        // Ports go to the address on the network of the default route, else on the first
+        // network that is not internal (as Docker maps them).
+        let reachable = |e: &&EndpointRecord| !networks[&e.key].spec.internal;
         let container_ip = record
             .endpoints
             .iter()
-            .filter(|e| !networks[&e.key].spec.internal)
-            .max_by_key(|e| e.default_route)
+            .filter(reachable)
+            .find(|e| e.default_route)
+            .or_else(|| record.endpoints.iter().find(reachable))
             .and_then(|e| e.addresses.iter().find(|a| a.is_ipv4()).copied());
         if let Some(ip) = container_ip {
             let held = self.held_ports(None)?;
@@ -538,6 +542,8 @@ impl Networks {
 
         // 3. The host: namespace, veths, records, rules, DNS.
         let netns = self.netns_path(id);
+        // A pin without a record is what a crash between the two leaves: ours, unused.
+        netns::remove(&netns)?;
         netns::create(&netns)?;
         record.netns = Some(netns.clone());
         let result = (|| -> Result<()> {
