@@ -658,8 +658,8 @@ impl Networks {
         Ok(())
     }
 
-    /// Best effort: removes every veth and the namespace of `record` (used on error paths
-    /// and by [`Self::remove_sandbox`]).
+    /// Best effort: removes every veth and the namespace of `record` (on error paths, where
+    /// the error being returned is the one that matters).
     fn unplug_all(&self, record: &SandboxRecord) {
         for ep in &record.endpoints {
             let _ = netlink::detach(&ep.veth);
