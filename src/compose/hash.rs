@@ -22,6 +22,11 @@ pub fn service_hash(project: &Project, service: &Service) -> String {
     if let Some(d) = &mut s.deploy {
         d.replicas = None;
     }
+    // `deploy: {replicas: 2}` is only a scale: with the replicas gone, nothing is left
+    // that a container runs with, and it must hash as no `deploy` at all.
+    if s.deploy.as_ref().is_some_and(|d| *d == Default::default()) {
+        s.deploy = None;
+    }
     let mut hasher = Sha256::new();
     // serde_json with BTreeMaps is deterministic: the same service always gives the same bytes.
     hasher.update(serde_json::to_vec(&s).unwrap_or_default());

@@ -336,3 +336,75 @@ fn down_stops_dependents_first_then_removes_networks_and_asked_volumes() {
     );
     assert!(!text.contains("RemoveVolume"), "{text}");
 }
+
+#[test]
+fn a_lost_replica_is_recreated_alone() {
+    let three = with(THREE_TIER, "image: web:1", "image: web:1\n    scale: 3");
+    let mut live = up(&three);
+    live.containers.retain(|c| c.name != "shop-web-2");
+    insta::assert_snapshot!(plan(&three, &live, &Options::default()), @r"
+    [] -> #1 container:shop-web-2, CreateContainer, not found
+    [1] -> #2 container:shop-web-2, StartContainer, created
+    ");
+}
+
+#[test]
+fn replicas_raised_in_the_file_add_containers_without_recreating() {
+    let two = with(
+        THREE_TIER,
+        "image: web:1",
+        "image: web:1\n    deploy: {replicas: 2}",
+    );
+    let text = plan(&two, &up(THREE_TIER), &Options::default());
+    insta::assert_snapshot!(text, @r"
+    [] -> #1 container:shop-web-2, CreateContainer, not found
+    [1] -> #2 container:shop-web-2, StartContainer, created
+    ");
+}
+
+#[test]
+fn a_change_to_a_scaled_service_recreates_every_replica() {
+    let two = with(THREE_TIER, "image: web:1", "image: web:1\n    scale: 2");
+    let after = with(&two, "8080:80", "80");
+    let text = plan(&after, &up(&two), &Options::default());
+    assert_eq!(text.matches("RenameContainer").count(), 2, "{text}");
+    assert!(
+        text.contains("to shop-web-1") && text.contains("to shop-web-2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_container_without_a_recorded_config_still_says_why() {
+    let mut live = up(THREE_TIER);
+    for c in &mut live.containers {
+        c.config = None;
+    }
+    let after = with(THREE_TIER, "MODE: prod", "MODE: dev");
+    let text = plan(&after, &live, &Options::default());
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("CreateContainer, config hash diverged"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_new_volume_is_created_before_the_service_that_mounts_it() {
+    let after = with(
+        THREE_TIER,
+        "    volumes: [data:/var/lib/db]",
+        "    volumes: [data:/var/lib/db, logs:/var/log]",
+    )
+    .replace("volumes:\n  data: {}", "volumes:\n  data: {}\n  logs: {}");
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &Options::default()), @r"
+    [] -> #1 volume:shop_logs, CreateVolume, not found
+    [1] -> #2 container:000000000000_shop-db-1, CreateContainer, config hash diverged: volumes
+    [2] -> #3 container:shop-db-1, StopContainer, replaced
+    [3] -> #4 container:shop-db-1, RemoveContainer, replaced
+    [4] -> #5 container:000000000000_shop-db-1, RenameContainer, to shop-db-1
+    [5] -> #6 container:shop-db-1, StartContainer, recreated
+    ");
+}
