@@ -264,11 +264,7 @@ impl Networks {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        crate::runtime::container::write_replace(path, &bytes).map_err(|e| NetworkError::Io {
-            what: "writing",
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })
+        crate::state::replace_file(path, &bytes).map_err(io("replacing", path))
     }
 
     fn remove_file(path: &Path) -> Result<()> {

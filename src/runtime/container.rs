@@ -306,21 +306,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     })
 }
 
-/// Replaces `path` with `bytes` so that a reader sees the old or the new content, never a
-/// mix (write a sibling, rename over). No fsync: the records describe live processes and
-/// are rewritten on every change, so after a power loss they are stale anyway; the next
-/// reader checks them against `/proc`.
-pub(crate) fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&tmp, bytes).map_err(io_err("writing", &tmp))?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("renaming into", path)(e)
-    })
+/// [`crate::state::replace_file`], with the runtime's error.
+fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::state::replace_file(path, bytes).map_err(io_err("replacing", path))
 }
 
 #[cfg(test)]

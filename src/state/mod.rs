@@ -4,8 +4,12 @@
 //! Containers come from the runtime's records, their liveness from `/proc` (the runtime's
 //! `State::checked`); networks from the network layer's records. Nothing here changes the
 //! host or the records. (The per-project lock and crash recovery of issue 6 come on top.)
+//! It also owns the one way wharf replaces a record file, [`replace_file`].
 
 use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
 
 use crate::network::linux::{NetworkError, Networks};
 use crate::plan::{Live, LiveContainer, LiveObject};
@@ -77,5 +81,27 @@ pub fn observe(
         // Volumes carry no definition record yet; the planner creates missing ones.
         volumes: BTreeMap::new(),
         images,
+    })
+}
+
+/// Replaces `path` with `bytes` so that a reader sees the old or the new content, never a
+/// mix (write a sibling, rename over). No fsync: wharf's records describe live processes and
+/// links and are rewritten on every change, so after a power loss they are stale anyway;
+/// their readers check them against the kernel. The error names the file it concerns.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let named = |what: &str, p: &Path| {
+        let p = p.display().to_string();
+        let what = what.to_string();
+        move |e: io::Error| io::Error::new(e.kind(), format!("{what} {p}: {e}"))
+    };
+    fs::write(&tmp, bytes).map_err(named("writing", &tmp))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        named("renaming into", path)(e)
     })
 }

@@ -89,9 +89,22 @@ fn connect_from(source: &str, server: SocketAddr) -> TcpStream {
     socket.into()
 }
 
+/// One query on a DNS-over-TCP connection (two-byte length framing) and its answer.
+fn exchange_tcp(stream: &mut TcpStream, name: &str, rtype: RecordType) -> Message {
+    use std::io::{Read, Write};
+    let q = query(name, rtype).to_vec().unwrap();
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    stream.write_all(&framed).unwrap();
+    let mut len = [0; 2];
+    stream.read_exact(&mut len).unwrap();
+    let mut buf = vec![0; u16::from_be_bytes(len).into()];
+    stream.read_exact(&mut buf).unwrap();
+    Message::from_vec(&buf).unwrap()
+}
+
 /// Asks twice on one TCP connection from [`STRANGER`].
 fn ask_tcp(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
-    use std::io::{Read, Write};
     let mut stream = connect_from(STRANGER, server);
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -99,15 +112,7 @@ fn ask_tcp(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
     // Two queries on one connection: RFC 7766 pipelining in its simplest form.
     let mut last = None;
     for _ in 0..2 {
-        let q = query(name, rtype).to_vec().unwrap();
-        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&q);
-        stream.write_all(&framed).unwrap();
-        let mut len = [0; 2];
-        stream.read_exact(&mut len).unwrap();
-        let mut buf = vec![0; u16::from_be_bytes(len).into()];
-        stream.read_exact(&mut buf).unwrap();
-        last = Some(Message::from_vec(&buf).unwrap());
+        last = Some(exchange_tcp(&mut stream, name, rtype));
     }
     last.unwrap()
 }
@@ -361,21 +366,12 @@ fn a_truncated_upstream_answer_is_fetched_over_tcp_for_tcp_clients() {
     let _stop = StopOnDrop(root);
     // One query only: the fake answers once per transport.
     let m = {
-        use std::io::{Read, Write};
         let server = SocketAddr::new(ip(NET_B), options.port);
         let mut stream = connect_from("127.0.0.1", server);
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let q = query("big.example", RecordType::A).to_vec().unwrap();
-        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&q);
-        stream.write_all(&framed).unwrap();
-        let mut len = [0; 2];
-        stream.read_exact(&mut len).unwrap();
-        let mut buf = vec![0; u16::from_be_bytes(len).into()];
-        stream.read_exact(&mut buf).unwrap();
-        Message::from_vec(&buf).unwrap()
+        exchange_tcp(&mut stream, "big.example", RecordType::A)
     };
     fake.join().unwrap();
     assert!(!m.metadata.truncation);

@@ -98,12 +98,7 @@ pub fn write_records(root: &Path, records: &Records) -> Result<(), DnsError> {
     let dir = dir(root);
     fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
     let path = records_path(root);
-    let tmp = dir.join(format!(".dns.json.{}.tmp", std::process::id()));
-    fs::write(&tmp, records.to_json()).map_err(io_err("writing", &tmp))?;
-    fs::rename(&tmp, &path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("renaming into", &path)(e)
-    })
+    crate::state::replace_file(&path, &records.to_json()).map_err(io_err("replacing", &path))
 }
 
 /// The records file; no file means no records.

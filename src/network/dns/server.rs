@@ -151,10 +151,7 @@ async fn serve(root: &Path, options: &Options) -> i32 {
 /// Tells the writer of the records that `generation` is served now.
 fn confirm(root: &Path, generation: u64) {
     let path = super::process::loaded_path(root);
-    let tmp = path.with_extension("loaded.tmp");
-    let written =
-        std::fs::write(&tmp, generation.to_string()).and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
+    if let Err(e) = crate::state::replace_file(&path, generation.to_string().as_bytes()) {
         log(&format!("confirming generation {generation}: {e}"));
     }
 }
@@ -162,10 +159,7 @@ fn confirm(root: &Path, generation: u64) {
 fn write_pid(path: &Path, me: Option<ProcRef>) -> Result<(), String> {
     let me = me.ok_or("reading our own /proc entry")?;
     let bytes = serde_json::to_vec(&me).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("pid.tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+    crate::state::replace_file(path, &bytes).map_err(|e| e.to_string())
 }
 
 /// Rereads the records: new zones for every listener, new listeners for new addresses,
