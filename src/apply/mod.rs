@@ -58,8 +58,31 @@ impl Report {
     }
 }
 
+/// Hears about each step as it starts and ends (the CLI's progress output). Called from
+/// the engine's tasks, so it must be cheap and must not block.
+pub trait Observer: Send + Sync + 'static {
+    fn started(&self, _step: &Step) {}
+    fn finished(&self, _step: &Step, _outcome: &Outcome) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {}
+
 /// Runs `plan` through `driver`, at most `parallel` steps at once (at least one).
 pub async fn run<D: Driver>(plan: &Plan, driver: Arc<D>, parallel: usize) -> Report {
+    run_observed(plan, driver, parallel, Arc::new(Silent)).await
+}
+
+/// [`run`], telling `observer` when each step starts and how it ends (a skipped step is
+/// reported as finished without having started).
+pub async fn run_observed<D: Driver>(
+    plan: &Plan,
+    driver: Arc<D>,
+    parallel: usize,
+    observer: Arc<dyn Observer>,
+) -> Report {
     // `--parallel -1` (unlimited) arrives as usize::MAX; tokio caps its permits.
     let permits = Arc::new(Semaphore::new(parallel.clamp(1, Semaphore::MAX_PERMITS)));
     let mut report = Report::default();
@@ -91,7 +114,9 @@ pub async fn run<D: Driver>(plan: &Plan, driver: Arc<D>, parallel: usize) -> Rep
                 .collect();
             for (id, because) in blocked {
                 waiting.remove(&id);
-                report.outcomes.insert(id, Outcome::Skipped { because });
+                let outcome = Outcome::Skipped { because };
+                observer.finished(&steps[&id], &outcome);
+                report.outcomes.insert(id, outcome);
                 changed = true;
             }
         }
@@ -106,8 +131,10 @@ pub async fn run<D: Driver>(plan: &Plan, driver: Arc<D>, parallel: usize) -> Rep
         for id in ready {
             waiting.remove(&id);
             let (driver, permits, step) = (driver.clone(), permits.clone(), steps[&id].clone());
+            let observer = observer.clone();
             running.spawn(async move {
                 let _permit = permits.acquire_owned().await;
+                observer.started(&step);
                 let result = tokio::task::spawn_blocking(move || driver.execute(&step))
                     .await
                     .unwrap_or_else(|e| Err(format!("the step panicked: {e}")));
@@ -116,13 +143,12 @@ pub async fn run<D: Driver>(plan: &Plan, driver: Arc<D>, parallel: usize) -> Rep
         }
         match running.join_next().await {
             Some(Ok((id, result))) => {
-                report.outcomes.insert(
-                    id,
-                    match result {
-                        Ok(()) => Outcome::Done,
-                        Err(m) => Outcome::Failed(m),
-                    },
-                );
+                let outcome = match result {
+                    Ok(()) => Outcome::Done,
+                    Err(m) => Outcome::Failed(m),
+                };
+                observer.finished(&steps[&id], &outcome);
+                report.outcomes.insert(id, outcome);
             }
             Some(Err(e)) => {
                 // A join error has lost its step id; it cannot happen short of a panic in
@@ -134,7 +160,9 @@ pub async fn run<D: Driver>(plan: &Plan, driver: Arc<D>, parallel: usize) -> Rep
                 // exist (a malformed plan) and never will run.
                 for (id, deps) in std::mem::take(&mut waiting) {
                     let because = deps.iter().next().copied().unwrap_or(0);
-                    report.outcomes.insert(id, Outcome::Skipped { because });
+                    let outcome = Outcome::Skipped { because };
+                    observer.finished(&steps[&id], &outcome);
+                    report.outcomes.insert(id, outcome);
                 }
                 break;
             }
@@ -190,6 +218,7 @@ mod tests {
             operation: Operation::CreateContainer,
             cause: "not found".into(),
             deps: deps.to_vec(),
+            target: None,
         }
     }
 

@@ -199,6 +199,10 @@ pub struct Step {
     pub cause: String,
     /// The steps that must be done first.
     pub deps: Vec<usize>,
+    /// What the operation aims at besides its resource: the new name of a
+    /// `RenameContainer`, the network key of a `ConnectNetwork`/`DisconnectNetwork`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// The plan: steps in an order that respects their dependencies, and what the user should
@@ -231,7 +235,22 @@ impl Plan {
             operation,
             cause: cause.to_string(),
             deps,
+            target: None,
         });
+        id
+    }
+
+    /// Like `push`, for an operation aimed at `target` (see [`Step::target`]).
+    fn push_to(
+        &mut self,
+        resource: String,
+        operation: Operation,
+        cause: &str,
+        deps: &[usize],
+        target: &str,
+    ) -> usize {
+        let id = self.push(resource, operation, cause, deps);
+        self.steps[id - 1].target = Some(target.to_string());
         id
     }
 }
@@ -372,11 +391,12 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
             Some(l) if l.hash != n.hash => {
                 let mut disconnects = Vec::new();
                 for c in live.containers.iter().filter(|c| c.networks.contains(key)) {
-                    let id = plan.push(
+                    let id = plan.push_to(
                         format!("container:{}", c.name),
                         Operation::DisconnectNetwork,
                         &format!("network {key} changed"),
                         &[],
+                        key,
                     );
                     disconnects.push(id);
                     if recreate(c).is_none() && desired.services.contains_key(&c.service) {
@@ -404,11 +424,12 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
         }
     }
     for (container, key, after) in reconnect {
-        plan.push(
+        plan.push_to(
             format!("container:{container}"),
             Operation::ConnectNetwork,
             &format!("network {key} recreated"),
             &[after],
+            &key,
         );
     }
 
@@ -484,11 +505,12 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
                             "replaced",
                             &[stopped],
                         );
-                        let renamed = plan.push(
+                        let renamed = plan.push_to(
                             format!("container:{tmp}"),
                             Operation::RenameContainer,
                             &format!("to {cname}"),
                             &[removed],
+                            &cname,
                         );
                         if !options.no_start {
                             started.push(plan.push(
