@@ -14,6 +14,7 @@ mod plan;
 mod port;
 mod progress;
 mod pull;
+mod up;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -99,6 +100,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Print the public port for a port binding
     Port(port::PortArgs),
+    /// Create and start the project's containers: apply what `wharf plan` shows
+    Up(up::UpArgs),
     /// Stop and remove the project's containers and networks (-v: and its volumes)
     Down(down::DownArgs),
     /// Show what `up` would change, without changing anything (exit 2 when changes are pending)
@@ -193,6 +196,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
+        Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Fixture(args) => image::build_fixture(args),

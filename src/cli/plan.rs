@@ -36,7 +36,7 @@ pub struct PlanArgs {
     pub scale: Vec<(String, u64)>,
 }
 
-fn parse_scale(text: &str) -> Result<(String, u64), String> {
+pub(super) fn parse_scale(text: &str) -> Result<(String, u64), String> {
     let (service, n) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?}: expected SERVICE=NUM"))?;

@@ -98,6 +98,7 @@ fn pull_all(
     opts: &PullOptions,
     progress: &PullProgress,
     parallel: i64,
+    say_present: bool,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let limit = usize::try_from(parallel)
         .ok()
@@ -117,13 +118,63 @@ fn pull_all(
     let mut failures = Vec::new();
     for (w, result) in results {
         match result {
-            Ok((manifest, None)) => {
+            Ok((manifest, None)) if say_present => {
                 progress.message(&w.image, &format!("present ({manifest}), not pulled"));
             }
-            Ok((_, Some(_))) => {}
+            Ok(_) => {}
             Err(e) => failures.push((w.services.join(", "), e.to_string())),
         }
     }
+    Ok(failures)
+}
+
+/// `up`'s image step: every service's image brought into the store by its
+/// `pull_policy` (default `missing`), or by `--pull` when given. Returns the failures as
+/// (services, message); a service without an image is reported as one.
+pub fn ensure_project_images(
+    global: &GlobalArgs,
+    project: &crate::compose::Project,
+    flag: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let progress = PullProgress::new(Mode::resolve(global.progress, quiet), true);
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut failures = Vec::new();
+    for (name, service) in &project.services {
+        let Some(image) = &service.image else {
+            failures.push((
+                name.clone(),
+                "no image (wharf does not build images)".to_string(),
+            ));
+            continue;
+        };
+        let text = flag.or(service.pull_policy.as_deref()).unwrap_or("missing");
+        let policy = match PullPolicy::parse(text) {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push((name.clone(), e.to_string()));
+                continue;
+            }
+        };
+        match wanted.iter_mut().find(|w| &w.image == image) {
+            Some(w) => w.services.push(name.clone()),
+            None => wanted.push(Wanted {
+                image: image.clone(),
+                services: vec![name.clone()],
+                policy,
+            }),
+        }
+    }
+    let store = Arc::new(open_store()?);
+    let opts = pull_options(true)?;
+    failures.extend(pull_all(
+        &store,
+        &wanted,
+        &opts,
+        &progress,
+        global.parallel,
+        false,
+    )?);
     Ok(failures)
 }
 
@@ -166,7 +217,14 @@ pub fn run_pull(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode>
     }
     let store = Arc::new(open_store()?);
     let pull_opts = pull_options(true)?;
-    let failures = pull_all(&store, &wanted, &pull_opts, &progress, global.parallel)?;
+    let failures = pull_all(
+        &store,
+        &wanted,
+        &pull_opts,
+        &progress,
+        global.parallel,
+        true,
+    )?;
     for (services, message) in &failures {
         let level = if args.ignore_pull_failures {
             "WARN"
@@ -213,6 +271,7 @@ pub fn run_image_pull(global: &GlobalArgs, args: ImagePullArgs) -> anyhow::Resul
         &pull_options(!args.no_unpack)?,
         &progress,
         global.parallel,
+        true,
     )?;
     // Each message already names its image.
     for (_, message) in &failures {

@@ -207,7 +207,10 @@ impl Networks {
         self.dir.join("sandboxes")
     }
 
-    fn netns_path(&self, id: &str) -> PathBuf {
+    /// Where container `id`'s network namespace is pinned once its sandbox exists (the
+    /// runtime is told this path when the container is created; the pin is made when it
+    /// first starts).
+    pub fn netns_path(&self, id: &str) -> PathBuf {
         self.dir.join("netns").join(id)
     }
 

@@ -89,6 +89,11 @@ impl Runtime {
         }
     }
 
+    /// The state root this runtime keeps its containers under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn dir(&self, id: &str) -> ContainerDir {
         ContainerDir::new(&self.root, id)
     }
@@ -406,6 +411,29 @@ impl Runtime {
                 step: "rewriting an /etc file",
                 message: format!("{}: {e}", path.display()),
             })
+    }
+
+    /// Renames a container that is not running: its name and the cgroup path derived from
+    /// it (the reconciler creates a replacement under a temporary name, removes the old
+    /// container, then gives the new one the old name before starting it). A running
+    /// container keeps its cgroup, so renaming one is refused.
+    pub fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let dir = self.existing(id)?;
+        let mut config = dir.read_config().map_err(Self::record(id))?;
+        if dir
+            .read_state()
+            .map_err(Self::record(id))?
+            .checked()
+            .is_active()
+        {
+            return Err(Self::step(&config.spec.name, "renaming")(
+                "the container is running".into(),
+            ));
+        }
+        config.spec.cgroup_path = super::spec::cgroup_path(&config.spec.project, name)
+            .map_err(|e| Self::step(&config.spec.name, "renaming")(e.to_string()))?;
+        config.spec.name = name.to_string();
+        dir.write_config(&config).map_err(Self::record(id))
     }
 
     /// Runs a command in the running container and returns its exit code. The command

@@ -3,13 +3,17 @@
 //!
 //! Containers come from the runtime's records, their liveness from `/proc` (the runtime's
 //! `State::checked`); networks from the network layer's records. Nothing here changes the
-//! host or the records. (The per-project lock and crash recovery of issue 6 come on top.)
-//! It also owns the one way wharf replaces a record file, [`replace_file`].
+//! host or the runtime's and network layer's records. It owns the reconciler's own small
+//! records under `<state root>/projects/<project>/`: the per-project lock
+//! ([`lock_project`]) and the definitions of the volumes it created ([`record_volume`]);
+//! and the one way wharf replaces a record file, [`replace_file`].
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::network::linux::{NetworkError, Networks};
 use crate::plan::{Live, LiveContainer, LiveObject};
@@ -20,6 +24,128 @@ use crate::runtime::Runtime;
 pub enum StateError {
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError + use<> {
+    let path = path.to_path_buf();
+    move |source| StateError::Io { op, path, source }
+}
+
+/// Where the reconciler keeps what it knows of `project` beyond the runtime's and the
+/// network layer's records: its lock and its volumes' definitions.
+fn project_dir(state_root: &Path, project: &str) -> PathBuf {
+    state_root.join("projects").join(project)
+}
+
+/// The per-project lock: one `up`, `down` or `watch` changes a project at a time. Held
+/// until dropped; the kernel releases it when the holder dies, even by SIGKILL.
+pub struct ProjectLock {
+    _lock: Flock<File>,
+}
+
+/// Takes the lock of `project`; when another wharf holds it, calls `waiting` once and
+/// blocks until it is free.
+pub fn lock_project(
+    state_root: &Path,
+    project: &str,
+    waiting: impl FnOnce(),
+) -> Result<ProjectLock, StateError> {
+    let dir = project_dir(state_root, project);
+    fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+    let path = dir.join("lock");
+    let open = || {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("opening the lock", &path))
+    };
+    let errno_err = |errno: nix::errno::Errno| {
+        io_err("locking", &path)(io::Error::from_raw_os_error(errno as i32))
+    };
+    match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(ProjectLock { _lock: lock }),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            waiting();
+            Flock::lock(open()?, FlockArg::LockExclusive)
+                .map(|lock| ProjectLock { _lock: lock })
+                .map_err(|(_, e)| errno_err(e))
+        }
+        Err((_, e)) => Err(errno_err(e)),
+    }
+}
+
+/// What the reconciler records of a volume it created: the Compose key and the hash of
+/// the definition, so a later `up` can tell a changed definition (the runtime's volumes
+/// are bare directories).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeRecord {
+    pub key: String,
+    pub name: String,
+    pub hash: String,
+}
+
+fn volume_record_path(state_root: &Path, project: &str, name: &str) -> PathBuf {
+    project_dir(state_root, project)
+        .join("volumes")
+        .join(format!("{name}.json"))
+}
+
+/// Records that `project` created volume `record.name` from a definition.
+pub fn record_volume(
+    state_root: &Path,
+    project: &str,
+    record: &VolumeRecord,
+) -> Result<(), StateError> {
+    let path = volume_record_path(state_root, project, &record.name);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+    }
+    let bytes = serde_json::to_vec(record).unwrap_or_default();
+    replace_file(&path, &bytes).map_err(io_err("writing", &path))
+}
+
+/// Forgets volume `name` of `project` (after `down -v` removed it).
+pub fn forget_volume(state_root: &Path, project: &str, name: &str) -> Result<(), StateError> {
+    let path = volume_record_path(state_root, project, name);
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", &path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// The volumes `project` recorded that still exist, by Compose key.
+fn recorded_volumes(
+    state_root: &Path,
+    project: &str,
+    runtime: &Runtime,
+) -> BTreeMap<String, LiveObject> {
+    let dir = project_dir(state_root, project).join("volumes");
+    fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<VolumeRecord>(&b).ok())
+        .filter(|r| runtime.volumes().exists(&r.name))
+        .map(|r| {
+            (
+                r.key,
+                LiveObject {
+                    name: r.name,
+                    hash: r.hash,
+                },
+            )
+        })
+        .collect()
 }
 
 /// The live state of `project`: its containers, its networks and, for each image
@@ -78,8 +204,7 @@ pub fn observe(
     Ok(Live {
         containers,
         networks,
-        // Volumes carry no definition record yet; the planner creates missing ones.
-        volumes: BTreeMap::new(),
+        volumes: recorded_volumes(runtime.root(), project, runtime),
         images,
     })
 }
@@ -104,4 +229,19 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         named("renaming into", path)(e)
     })
+}
+
+/// Forgets volume `name` in every project that recorded it (`down -v` knows the volume's
+/// name, not necessarily which project made it).
+pub fn forget_volume_everywhere(state_root: &Path, name: &str) -> Result<(), StateError> {
+    for entry in fs::read_dir(state_root.join("projects"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Some(project) = entry.file_name().to_str() {
+            forget_volume(state_root, project, name)?;
+        }
+    }
+    Ok(())
 }

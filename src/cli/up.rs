@@ -1,0 +1,433 @@
+//! `wharf up`: brings the host to what the Compose files say. Under the project's lock it
+//! brings in missing images, observes what exists, plans the difference
+//! ([`crate::plan::diff`]), prints the plan with `--dry-run`, and applies it through the
+//! real driver; then, with `--wait`, waits until every service is running, healthy or (a
+//! one-shot job) completed. Everything decided here is presentation and flag handling:
+//! the planner decides what changes, the driver how.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::image::{open_store, state_root};
+use super::{ExitCode, GlobalArgs, load_project, print};
+use crate::apply::linux::{LinuxDriver, UpContext, Wait, condition};
+use crate::apply::{Observer, Outcome};
+use crate::compose::NormalizeOptions;
+use crate::compose::model::{DependencyCondition, Project};
+use crate::network::linux::Networks;
+use crate::plan::{Options, Step, desired, diff};
+use crate::runtime::Runtime;
+use crate::runtime::cgroupfs::Hierarchies;
+use crate::runtime::container::{State, Status};
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PullFlag {
+    Always,
+    Missing,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum WaitFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Services to bring up (default: all)
+    pub services: Vec<String>,
+    /// Detached mode: run containers in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Wait for services to be running|healthy (or completed, for one-shot jobs); implies -d
+    #[arg(long)]
+    pub wait: bool,
+    /// Maximum seconds to wait with --wait (and for each dependency condition)
+    #[arg(long)]
+    pub wait_timeout: Option<u64>,
+    /// Output of --wait: one line per service, or one JSON object per service
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: WaitFormat,
+    /// Don't start the services after creating them
+    #[arg(long)]
+    pub no_start: bool,
+    /// Scale SERVICE to NUM instances (SERVICE=NUM)
+    #[arg(long, value_parser = super::plan::parse_scale)]
+    pub scale: Vec<(String, u64)>,
+    /// Pull images before running
+    #[arg(long, value_enum)]
+    pub pull: Option<PullFlag>,
+    /// Pull without printing progress
+    #[arg(long)]
+    pub quiet_pull: bool,
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+    /// If containers already exist, don't recreate them
+    #[arg(long)]
+    pub no_recreate: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
+    pub remove_orphans: bool,
+    /// Seconds to wait for a replaced container to stop before killing it
+    #[arg(short, long)]
+    pub timeout: Option<u64>,
+}
+
+/// How long a dependency wait or `--wait` lasts without `--wait-timeout`.
+const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
+    if !args.detach && !args.wait && !global.dry_run {
+        anyhow::bail!(
+            "attached mode is not there yet: use `wharf up -d` (and `wharf logs -f`), or `--wait`"
+        );
+    }
+    let opts = global.load_options(&args.services)?;
+    let project = load_project(&opts, NormalizeOptions::default())?.project;
+    for (service, _) in &args.scale {
+        if !project.services.contains_key(service) {
+            anyhow::bail!("--scale: no such service: {service}");
+        }
+    }
+    let root = state_root();
+    let exe = std::env::current_exe()?;
+    let _lock = crate::state::lock_project(&root, &project.name, || {
+        eprintln!(
+            "another wharf is changing project {}; waiting for it to finish",
+            project.name
+        )
+    })?;
+
+    if !global.dry_run {
+        let flag = args.pull.map(|p| match p {
+            PullFlag::Always => "always",
+            PullFlag::Missing => "missing",
+            PullFlag::Never => "never",
+        });
+        let failures = super::pull::ensure_project_images(global, &project, flag, args.quiet_pull)?;
+        if !failures.is_empty() {
+            for (services, message) in &failures {
+                eprintln!("ERROR: {services}: {message}");
+            }
+            return Ok(1);
+        }
+    }
+    let store = open_store()?;
+    let images: BTreeMap<String, String> = project
+        .services
+        .values()
+        .filter_map(|s| s.image.clone())
+        .filter_map(|image| {
+            let reference = crate::image::reference::Reference::parse(&image).ok()?;
+            let digest = store.resolve(&reference.to_string()).ok().flatten()?;
+            Some((image, digest))
+        })
+        .collect();
+    let runtime = Runtime::new(&root, &exe);
+    let networks = Networks::new(&root, &exe);
+    let live = crate::state::observe(&project.name, &runtime, &networks, images)?;
+    let options = Options {
+        force_recreate: args.force_recreate,
+        no_recreate: args.no_recreate,
+        remove_orphans: args.remove_orphans,
+        no_start: args.no_start,
+        scale: args.scale.iter().cloned().collect(),
+    };
+    let plan = diff(&desired(&project), &live, &options);
+    for w in &plan.warnings {
+        eprintln!("WARN[0000] {w}");
+    }
+    if global.dry_run {
+        print(&plan.to_string())?;
+        return Ok(0);
+    }
+    let wait_timeout = args.wait_timeout.map_or(DEFAULT_WAIT, Duration::from_secs);
+    let cgroup = Hierarchies::read(std::path::Path::new("/proc/self/mountinfo"))?.version();
+    let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs)).with_project(
+        UpContext {
+            project: project.clone(),
+            store,
+            cgroup,
+            dependency_timeout: wait_timeout,
+            say: Box::new(|m| eprintln!(" {m}")),
+        },
+    );
+    if !plan.is_empty() {
+        let parallel = usize::try_from(global.parallel)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let report = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::apply::run_observed(
+                &plan,
+                Arc::new(driver),
+                parallel,
+                Arc::new(Lines),
+            ));
+        if !report.succeeded() {
+            for f in report.failures(&plan) {
+                eprintln!("ERROR: {f}");
+            }
+            return Ok(1);
+        }
+    }
+    if args.wait && !args.no_start {
+        return wait(&project, &runtime, wait_timeout, args.format);
+    }
+    Ok(0)
+}
+
+/// Plain progress lines, Docker Compose's wording (` Container shop-web-1  Started`).
+struct Lines;
+
+fn kind_and_name(step: &Step) -> (String, &str) {
+    let (kind, name) = step
+        .resource
+        .split_once(':')
+        .unwrap_or(("", &step.resource));
+    let mut kind = kind.to_string();
+    if let Some(first) = kind.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    (kind, name)
+}
+
+impl Observer for Lines {
+    fn finished(&self, step: &Step, outcome: &Outcome) {
+        use crate::plan::Operation::*;
+        let (kind, name) = kind_and_name(step);
+        let done = match step.operation {
+            CreateNetwork | CreateVolume | CreateContainer => "Created",
+            RemoveNetwork | RemoveVolume | RemoveContainer => "Removed",
+            StartContainer => "Started",
+            StopContainer => "Stopped",
+            RenameContainer => "Recreated",
+            ConnectNetwork => "Connected",
+            DisconnectNetwork => "Disconnected",
+        };
+        match outcome {
+            Outcome::Done => eprintln!(" {kind} {name}  {done}"),
+            Outcome::Failed(m) => eprintln!(" {kind} {name}  Error {m}"),
+            Outcome::Skipped { because } => {
+                eprintln!(" {kind} {name}  Skipped (#{because} failed)")
+            }
+        }
+    }
+}
+
+/// One service's state at the end of `--wait`.
+#[derive(Debug, Clone, Serialize)]
+struct Ready {
+    service: String,
+    /// `healthy`, `running`, `completed`, `failed`, `timeout`.
+    state: &'static str,
+    containers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// Whether a service counts as up for `--wait`: running (and healthy, with a health
+/// check), or, for a one-shot job, exited 0.
+fn readiness(states: &[&State], health_checked: bool, one_shot: bool) -> Wait {
+    if one_shot {
+        return condition(
+            DependencyCondition::ServiceCompletedSuccessfully,
+            states,
+            false,
+        );
+    }
+    if health_checked {
+        return condition(DependencyCondition::ServiceHealthy, states, true);
+    }
+    if let Some(s) = states
+        .iter()
+        .find(|s| matches!(s.status, Status::Exited | Status::Dead))
+    {
+        return Wait::Failed(format!(
+            "exited ({})",
+            s.exit_code.map_or("?".into(), |c| c.to_string())
+        ));
+    }
+    if states.iter().all(|s| s.status == Status::Running) {
+        Wait::Met
+    } else {
+        Wait::Pending("running")
+    }
+}
+
+/// One-shot services: those another service depends on with
+/// `service_completed_successfully`, and those labelled `wharf.one-shot: "true"`.
+fn one_shots(project: &Project) -> Vec<String> {
+    let mut out: Vec<String> = project
+        .services
+        .values()
+        .flat_map(|s| {
+            s.depends_on
+                .iter()
+                .filter(|(_, d)| d.condition == DependencyCondition::ServiceCompletedSuccessfully)
+                .map(|(n, _)| n.clone())
+        })
+        .chain(
+            project
+                .services
+                .iter()
+                .filter(|(_, s)| s.labels.get("wharf.one-shot").map(String::as_str) == Some("true"))
+                .map(|(n, _)| n.clone()),
+        )
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `--wait`: polls every service's containers until each is ready, one failed, or the
+/// timeout passed. Exit 0 when all are ready, 1 otherwise.
+fn wait(
+    project: &Project,
+    runtime: &Runtime,
+    timeout: Duration,
+    format: WaitFormat,
+) -> anyhow::Result<ExitCode> {
+    let one_shot = one_shots(project);
+    let deadline = Instant::now() + timeout;
+    let mut ready: BTreeMap<String, Ready> = BTreeMap::new();
+    loop {
+        // Container records of the project, by service.
+        let mut by_service: BTreeMap<String, Vec<(String, State, bool)>> = BTreeMap::new();
+        for id in runtime.list() {
+            let Ok(c) = runtime.config(&id) else { continue };
+            if c.spec.project != project.name {
+                continue;
+            }
+            if let Ok(state) = runtime.state(&id) {
+                by_service.entry(c.spec.service.clone()).or_default().push((
+                    c.spec.name.clone(),
+                    state,
+                    c.spec.healthcheck.is_some(),
+                ));
+            }
+        }
+        for name in project.services.keys() {
+            if ready.get(name).is_some_and(|r| r.state != "timeout") {
+                continue;
+            }
+            let containers = by_service.get(name).map(Vec::as_slice).unwrap_or_default();
+            let states: Vec<&State> = containers.iter().map(|(_, s, _)| s).collect();
+            let health = !containers.is_empty() && containers.iter().all(|(_, _, h)| *h);
+            let is_one_shot = one_shot.contains(name);
+            let names = containers.iter().map(|(n, ..)| n.clone()).collect();
+            let entry = match readiness(&states, health, is_one_shot) {
+                Wait::Met => Some(Ready {
+                    service: name.clone(),
+                    state: if is_one_shot {
+                        "completed"
+                    } else if health {
+                        "healthy"
+                    } else {
+                        "running"
+                    },
+                    containers: names,
+                    message: None,
+                }),
+                Wait::Failed(why) => Some(Ready {
+                    service: name.clone(),
+                    state: "failed",
+                    containers: names,
+                    message: Some(why),
+                }),
+                Wait::Pending(what) => Some(Ready {
+                    service: name.clone(),
+                    state: "timeout",
+                    containers: names,
+                    message: Some(format!("not {what} after {}s", timeout.as_secs())),
+                }),
+            };
+            if let Some(e) = entry {
+                ready.insert(name.clone(), e);
+            }
+        }
+        let pending = ready.values().any(|r| r.state == "timeout");
+        let failed = ready.values().any(|r| r.state == "failed");
+        if failed || !pending || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut ok = true;
+    for r in ready.values() {
+        ok &= matches!(r.state, "healthy" | "running" | "completed");
+        match format {
+            WaitFormat::Json => print(&format!("{}\n", serde_json::to_string(r)?))?,
+            WaitFormat::Text => {
+                let message = r
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                eprintln!(" Service {}  {}{message}", r.service, r.state);
+            }
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_shots_are_completed_dependencies_and_labelled_services() {
+        let p = crate::compose::testing::project(
+            "services:\n  api:\n    image: x\n    depends_on:\n      migrate:\n        condition: service_completed_successfully\n      db:\n        condition: service_healthy\n  migrate:\n    image: x\n  db:\n    image: x\n  seed:\n    image: x\n    labels:\n      wharf.one-shot: \"true\"\n",
+            "p",
+        );
+        assert_eq!(one_shots(&p), ["migrate", "seed"]);
+    }
+
+    #[test]
+    fn readiness_for_wait() {
+        let running = State {
+            status: Status::Running,
+            ..State::created()
+        };
+        let exited0 = State {
+            status: Status::Exited,
+            exit_code: Some(0),
+            ..State::created()
+        };
+        assert_eq!(readiness(&[&running], false, false), Wait::Met);
+        assert_eq!(
+            readiness(&[&running, &exited0], false, false),
+            Wait::Failed("exited (0)".into()),
+            "a service that should run and exited is a failure, even with 0"
+        );
+        assert_eq!(readiness(&[&exited0], false, true), Wait::Met);
+        assert_eq!(
+            readiness(&[&State::created()], false, false),
+            Wait::Pending("running")
+        );
+    }
+
+    #[test]
+    fn progress_lines_name_the_resource_kind() {
+        let step = Step {
+            id: 1,
+            resource: "network:shop_default".into(),
+            operation: crate::plan::Operation::CreateNetwork,
+            cause: String::new(),
+            deps: vec![],
+            target: None,
+        };
+        assert_eq!(
+            kind_and_name(&step),
+            ("Network".to_string(), "shop_default")
+        );
+    }
+}
