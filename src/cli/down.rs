@@ -64,6 +64,9 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     };
     let root = state_root();
     let exe = std::env::current_exe()?;
+    let lock = crate::state::lock_project(&root, &name, || {
+        eprintln!("another wharf is changing project {name}; waiting for it to finish")
+    })?;
     let live = crate::state::observe(
         &name,
         &Runtime::new(&root, &exe),
@@ -73,6 +76,7 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     let plan = teardown(want.as_ref(), &live, &volumes);
     if plan.is_empty() {
         eprintln!("nothing to remove for project {name}");
+        lock.remove_if_empty();
         return Ok(0);
     }
     let driver = Arc::new(LinuxDriver::new(
@@ -98,5 +102,10 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
         };
         eprintln!("{} {:?}: {state}", step.resource, step.operation);
     }
-    Ok(if report.succeeded() { 0 } else { 1 })
+    if report.succeeded() {
+        lock.remove_if_empty();
+        Ok(0)
+    } else {
+        Ok(1)
+    }
 }

@@ -262,31 +262,6 @@ fn readiness(states: &[&State], health_checked: bool, one_shot: bool) -> Wait {
     }
 }
 
-/// One-shot services: those another service depends on with
-/// `service_completed_successfully`, and those labelled `wharf.one-shot: "true"`.
-fn one_shots(project: &Project) -> Vec<String> {
-    let mut out: Vec<String> = project
-        .services
-        .values()
-        .flat_map(|s| {
-            s.depends_on
-                .iter()
-                .filter(|(_, d)| d.condition == DependencyCondition::ServiceCompletedSuccessfully)
-                .map(|(n, _)| n.clone())
-        })
-        .chain(
-            project
-                .services
-                .iter()
-                .filter(|(_, s)| s.labels.get("wharf.one-shot").map(String::as_str) == Some("true"))
-                .map(|(n, _)| n.clone()),
-        )
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
 /// `--wait`: polls every service's containers until each is ready, one failed, or the
 /// timeout passed. Exit 0 when all are ready, 1 otherwise.
 fn wait(
@@ -295,7 +270,7 @@ fn wait(
     timeout: Duration,
     format: WaitFormat,
 ) -> anyhow::Result<ExitCode> {
-    let one_shot = one_shots(project);
+    let want = desired(project);
     let deadline = Instant::now() + timeout;
     let mut ready: BTreeMap<String, Ready> = BTreeMap::new();
     loop {
@@ -321,7 +296,7 @@ fn wait(
             let containers = by_service.get(name).map(Vec::as_slice).unwrap_or_default();
             let states: Vec<&State> = containers.iter().map(|(_, s, _)| s).collect();
             let health = !containers.is_empty() && containers.iter().all(|(_, _, h)| *h);
-            let is_one_shot = one_shot.contains(name);
+            let is_one_shot = want.services.get(name).is_some_and(|s| s.one_shot);
             let names = containers.iter().map(|(n, ..)| n.clone()).collect();
             let entry = match readiness(&states, health, is_one_shot) {
                 Wait::Met => Some(Ready {
@@ -381,15 +356,6 @@ fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_shots_are_completed_dependencies_and_labelled_services() {
-        let p = crate::compose::testing::project(
-            "services:\n  api:\n    image: x\n    depends_on:\n      migrate:\n        condition: service_completed_successfully\n      db:\n        condition: service_healthy\n  migrate:\n    image: x\n  db:\n    image: x\n  seed:\n    image: x\n    labels:\n      wharf.one-shot: \"true\"\n",
-            "p",
-        );
-        assert_eq!(one_shots(&p), ["migrate", "seed"]);
-    }
 
     #[test]
     fn readiness_for_wait() {

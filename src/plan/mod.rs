@@ -20,7 +20,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::compose::hash::{object_hash, service_hash};
-use crate::compose::model::Project;
+use crate::compose::model::{DependencyCondition, Project};
 
 /// One service as the Compose files want it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +34,11 @@ pub struct DesiredService {
     /// The dependencies declared with `restart: true`: when one is recreated, this
     /// service is restarted.
     pub restart_with: Vec<String>,
+    /// A job that runs once: another service waits for it with
+    /// `service_completed_successfully`, or it is labelled `wharf.one-shot: "true"`; and it
+    /// has no restart policy. Once it exited 0, `up` leaves it be (Docker Compose runs it
+    /// again on every `up`, a common complaint about migrations).
+    pub one_shot: bool,
     /// The network and volume keys it uses.
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
@@ -64,6 +69,23 @@ pub struct Desired {
 /// The desired state of `project`.
 pub fn desired(project: &Project) -> Desired {
     let graph = crate::graph::build(project);
+    let one_shots: BTreeSet<&String> = project
+        .services
+        .values()
+        .flat_map(|s| {
+            s.depends_on
+                .iter()
+                .filter(|(_, d)| d.condition == DependencyCondition::ServiceCompletedSuccessfully)
+                .map(|(n, _)| n)
+        })
+        .chain(
+            project
+                .services
+                .iter()
+                .filter(|(_, s)| s.labels.get("wharf.one-shot").map(String::as_str) == Some("true"))
+                .map(|(n, _)| n),
+        )
+        .collect();
     let services = project
         .services
         .iter()
@@ -95,6 +117,8 @@ pub fn desired(project: &Project) -> Desired {
                     .filter(|(_, d)| d.restart)
                     .map(|(n, _)| n.clone())
                     .collect(),
+                one_shot: one_shots.contains(name)
+                    && matches!(svc.restart.as_deref(), None | Some("no")),
                 networks,
                 volumes,
                 config: serde_json::to_value(svc).unwrap_or_default(),
@@ -139,6 +163,8 @@ pub struct LiveContainer {
     /// The digest of the image it runs, and the one the store has for its reference now.
     pub image_digest: Option<String>,
     pub running: bool,
+    /// How it last exited, when it is not running.
+    pub exit_code: Option<i32>,
     /// Network keys it is attached to.
     pub networks: Vec<String>,
     /// The normalized service it was created from, for field-level causes.
@@ -522,6 +548,9 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
                         } else {
                             started.push(renamed);
                         }
+                    }
+                    None if !c.running && svc.one_shot && c.exit_code == Some(0) => {
+                        // A job that completed: done, not to be run again.
                     }
                     None if !c.running && !options.no_start => {
                         started.push(plan.push(

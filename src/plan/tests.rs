@@ -21,6 +21,7 @@ fn up(yaml: &str) -> Live {
                 hash: svc.hash.clone(),
                 image_digest: Some(format!("sha256:{}", svc.image)),
                 running: true,
+                exit_code: None,
                 networks: svc.networks.clone(),
                 config: Some(svc.config.clone()),
             });
@@ -407,4 +408,34 @@ fn a_new_volume_is_created_before_the_service_that_mounts_it() {
     [4] -> #5 container:000000000000_shop-db-1, RenameContainer, to shop-db-1
     [5] -> #6 container:shop-db-1, StartContainer, recreated
     ");
+}
+
+#[test]
+fn a_completed_one_shot_job_is_not_run_again_but_a_stopped_service_is_started() {
+    let yaml = "services:\n  migrate:\n    image: busybox\n  api:\n    image: busybox\n    depends_on:\n      migrate:\n        condition: service_completed_successfully\n  worker:\n    image: busybox\n";
+    let mut live = up(yaml);
+    for c in &mut live.containers {
+        c.running = false;
+        c.exit_code = Some(0);
+    }
+    // api is stopped (exit 0 too): a service, not a job, so it is started again.
+    insta::assert_snapshot!(plan(yaml, &live, &Options::default()), @r"
+    [] -> #1 container:shop-api-1, StartContainer, not running
+    [] -> #2 container:shop-worker-1, StartContainer, not running
+    ");
+    // A job that failed runs again.
+    for c in live
+        .containers
+        .iter_mut()
+        .filter(|c| c.service == "migrate")
+    {
+        c.exit_code = Some(1);
+    }
+    assert!(plan(yaml, &live, &Options::default()).contains("shop-migrate-1, StartContainer"));
+    // With a restart policy it is no job: it is started.
+    let restarting = yaml.replace(
+        "  migrate:\n    image: busybox\n",
+        "  migrate:\n    image: busybox\n    restart: always\n",
+    );
+    assert!(!desired(&project(&restarting)).services["migrate"].one_shot);
 }

@@ -48,6 +48,7 @@ fn project_dir(state_root: &Path, project: &str) -> PathBuf {
 /// until dropped; the kernel releases it when the holder dies, even by SIGKILL.
 pub struct ProjectLock {
     _lock: Flock<File>,
+    path: PathBuf,
 }
 
 /// Takes the lock of `project`; when another wharf holds it, calls `waiting` once and
@@ -71,15 +72,46 @@ pub fn lock_project(
     let errno_err = |errno: nix::errno::Errno| {
         io_err("locking", &path)(io::Error::from_raw_os_error(errno as i32))
     };
-    match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(ProjectLock { _lock: lock }),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            waiting();
-            Flock::lock(open()?, FlockArg::LockExclusive)
-                .map(|lock| ProjectLock { _lock: lock })
-                .map_err(|(_, e)| errno_err(e))
+    let mut waiting = Some(waiting);
+    loop {
+        let lock = match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                if let Some(say) = waiting.take() {
+                    say();
+                }
+                Flock::lock(open()?, FlockArg::LockExclusive).map_err(|(_, e)| errno_err(e))?
+            }
+            Err((_, e)) => return Err(errno_err(e)),
+        };
+        // `down` unlinks the lock file of a project it removed while holding it: a lock
+        // taken on that unlinked file locks nothing, so take the file that is there now.
+        use std::os::unix::fs::MetadataExt;
+        let held = lock.metadata().map_err(io_err("reading", &path))?;
+        match fs::metadata(&path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                return Ok(ProjectLock { _lock: lock, path });
+            }
+            _ => fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?,
         }
-        Err((_, e)) => Err(errno_err(e)),
+    }
+}
+
+impl ProjectLock {
+    /// Removes the project's directory of records (its lock file included) once nothing
+    /// of it is left, keeping the lock held until dropped.
+    pub fn remove_if_empty(&self) {
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
+        let _ = fs::remove_dir(dir.join("volumes"));
+        let only_lock = fs::read_dir(dir)
+            .map(|entries| entries.flatten().all(|e| e.path() == self.path))
+            .unwrap_or(false);
+        if only_lock {
+            let _ = fs::remove_file(&self.path);
+            let _ = fs::remove_dir(dir);
+        }
     }
 }
 
@@ -170,7 +202,9 @@ pub fn observe(
         if config.spec.project != project {
             continue;
         }
-        let running = runtime.state(&id).is_ok_and(|s| s.is_active());
+        let state = runtime.state(&id).ok();
+        let running = state.as_ref().is_some_and(|s| s.is_active());
+        let exit_code = state.and_then(|s| s.exit_code).filter(|_| !running);
         let origin = config.origin.clone();
         containers.push(LiveContainer {
             name: config.spec.name.clone(),
@@ -182,6 +216,7 @@ pub fn observe(
                 .unwrap_or_default(),
             image_digest: origin.as_ref().and_then(|o| o.image_digest.clone()),
             running,
+            exit_code,
             networks: sandboxes.get(&id).cloned().unwrap_or_default(),
             config: origin.map(|o| o.service),
             id,
