@@ -14,4 +14,5 @@ mod registry_harness;
 mod registry_harness_selftest;
 mod runtime;
 mod schema;
+mod up;
 mod util;

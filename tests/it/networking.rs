@@ -33,12 +33,12 @@ const HOST_LAN: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
 const OUTSIDE: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
 const LAN_BRIDGE: &str = "whlan0";
 
-struct Net {
-    host: Host,
+pub(crate) struct Net {
+    pub(crate) host: Host,
     dir: tempfile::TempDir,
-    hostns: PathBuf,
+    pub(crate) hostns: PathBuf,
     outside: PathBuf,
-    nets: Networks,
+    pub(crate) nets: Networks,
     /// Container id → service, in creation order.
     containers: Vec<(String, String)>,
     networks: Vec<String>,
@@ -46,7 +46,7 @@ struct Net {
 }
 
 impl Net {
-    fn new(tag: &str) -> Net {
+    pub(crate) fn new(tag: &str) -> Net {
         let host = Host::new(tag);
         let dir = tempfile::Builder::new()
             .prefix("wharf-it-net-")
@@ -264,7 +264,7 @@ impl Net {
     }
 
     /// Removes everything through the layer and checks the host is as it was.
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         let ids: Vec<String> = self.containers.iter().map(|(id, _)| id.clone()).collect();
         let Net {
             hostns,
@@ -374,7 +374,7 @@ fn httpd(name: &str) -> String {
 }
 
 /// `GET /` at `addr` from inside `ns`, or the error.
-fn http_get(ns: &Path, addr: SocketAddr) -> Result<String, String> {
+pub(crate) fn http_get(ns: &Path, addr: SocketAddr) -> Result<String, String> {
     netns::run_in(ns, move || {
         let mut s =
             TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
@@ -394,7 +394,7 @@ fn http_get(ns: &Path, addr: SocketAddr) -> Result<String, String> {
 }
 
 /// Waits until `addr` answers HTTP from inside `ns` (a server just started).
-fn wait_http(ns: &Path, addr: SocketAddr) {
+pub(crate) fn wait_http(ns: &Path, addr: SocketAddr) {
     let end = std::time::Instant::now() + Duration::from_secs(5);
     while let Err(e) = http_get(ns, addr) {
         assert!(

@@ -1,0 +1,226 @@
+//! `wharf up` end to end, as root, through the real CLI: the three-tier example
+//! (`examples/three-tier`) brought up with `--wait`, edited, brought up again, scaled and
+//! taken down, inside a network namespace the test makes as "the host" (the network
+//! harness of `networking.rs`). After `down -v` the harness checks that no link, route,
+//! nftables rule, DNS responder, process, cgroup, mount or namespace pin is left; this file
+//! checks the state records.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::networking::{Net, http_get, wait_http};
+use crate::runtime::{IMAGE, is_root};
+
+/// The CLI, run in the test's "host" namespace on its state root and project.
+struct Cli {
+    file: PathBuf,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cli {
+    fn new(net: &Net, yaml: &str) -> Cli {
+        let dir = net.host.root().join("project");
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("compose.yaml");
+        fs::write(&file, yaml).unwrap();
+        Cli { file }
+    }
+
+    fn run(&self, net: &Net, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", net.hostns.display()))
+            .arg(env!("CARGO_BIN_EXE_wharf"))
+            .env("WHARF_ROOT", net.host.root())
+            .env("IMAGE", IMAGE)
+            .envs(env.iter().copied())
+            .arg("-f")
+            .arg(&self.file)
+            .args(["-p", net.host.project_name()])
+            .args(args)
+            .output()
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Container name → id, of every container of the state root; each one's processes are
+/// handed to the runtime harness, which checks at the end that they are gone.
+fn containers(net: &mut Net) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for id in net.host.rt.list() {
+        let name = net.host.rt.config(&id).unwrap().spec.name;
+        net.host.state(&id);
+        out.insert(name, id);
+    }
+    out
+}
+
+#[test]
+fn three_tier_up_wait_edit_noop_scale_and_down() {
+    if !is_root("three_tier_up_wait_edit_noop_scale_and_down") {
+        return;
+    }
+    let mut net = Net::new("up");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/three-tier/compose.yaml"
+    );
+    let cli = Cli::new(&net, &fs::read_to_string(example).unwrap());
+
+    // Up, waiting for every service: the job completed, the rest running and healthy.
+    let up = cli.run(
+        &net,
+        &[
+            "up",
+            "-d",
+            "--wait",
+            "--wait-timeout",
+            "60",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let states: BTreeMap<String, String> = up
+        .stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["service"].as_str().unwrap().to_string(),
+                v["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(states["migrate"], "completed", "{}", up.stdout);
+    assert_eq!(states["db"], "healthy", "{}", up.stdout);
+    assert_eq!(states["api"], "healthy", "{}", up.stdout);
+    assert!(
+        up.stderr.contains("Waiting for db to be healthy"),
+        "{}",
+        up.stderr
+    );
+    let web = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+    wait_http(&net.hostns, web);
+    assert_eq!(http_get(&net.hostns, web).unwrap(), "hello from wharf");
+    let first = containers(&mut net);
+    assert_eq!(first.len(), 4, "{first:?}");
+
+    // Nothing changed: nothing to do, and `up` changes nothing (the completed job is not
+    // run again).
+    let plan = cli.run(&net, &["plan"], &[]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(plan.stdout, "");
+    assert_eq!(cli.run(&net, &["up", "-d"], &[]).code, 0);
+    assert_eq!(containers(&mut net), first);
+
+    // One environment variable of the api: the plan says so, and only the api is
+    // recreated.
+    let debug = [("LOG_LEVEL", "debug")];
+    let plan = cli.run(&net, &["plan"], &debug);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("config hash diverged: environment.LOG_LEVEL"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .lines()
+            .all(|l| l.contains(&format!("{}-api-1", net.host.project_name()))),
+        "{}",
+        plan.stdout
+    );
+    let up = cli.run(&net, &["up", "-d"], &debug);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let second = containers(&mut net);
+    let api = format!("{}-api-1", net.host.project_name());
+    assert_ne!(first[&api], second[&api], "the api was not recreated");
+    for (name, id) in &first {
+        if *name != api {
+            assert_eq!(second.get(name), Some(id), "{name} was touched");
+        }
+    }
+    let env = net.host.rt.config(&second[&api]).unwrap().spec.process.env;
+    assert!(env.iter().any(|e| e == "LOG_LEVEL=debug"), "{env:?}");
+    // And again: a no-op.
+    assert_eq!(cli.run(&net, &["plan"], &debug).code, 0);
+    assert_eq!(cli.run(&net, &["up", "-d"], &debug).code, 0);
+    assert_eq!(containers(&mut net), second);
+
+    // Scale the api up (the first replica is kept), then back down (the highest go).
+    let up = cli.run(&net, &["up", "-d", "--scale", "api=3"], &debug);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let scaled = containers(&mut net);
+    assert_eq!(scaled.len(), 6, "{scaled:?}");
+    assert_eq!(scaled[&api], second[&api]);
+    let up = cli.run(&net, &["up", "-d"], &debug);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert_eq!(containers(&mut net), second);
+
+    // Down with volumes: nothing of the project is left.
+    let down = cli.run(&net, &["down", "-v", "-t", "1"], &debug);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(containers(&mut net).is_empty());
+    let root = net.host.root().to_path_buf();
+    assert!(!root.join("volumes/three-tier_dbdata").exists());
+    assert!(
+        !root.join("projects").join(net.host.project_name()).exists(),
+        "the project's records are left"
+    );
+    for dir in ["network/networks", "network/sandboxes", "network/netns"] {
+        let left: Vec<_> = fs::read_dir(root.join(dir))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    net.finish();
+}
+
+#[test]
+fn a_failing_dependency_fails_up_fast_with_its_reason_and_last_lines() {
+    if !is_root("a_failing_dependency_fails_up_fast_with_its_reason_and_last_lines") {
+        return;
+    }
+    let mut net = Net::new("upfail");
+    let cli = Cli::new(
+        &net,
+        "services:\n  job:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo boom; exit 3\"]\n    network_mode: none\n  app:\n    image: ${IMAGE}\n    command: [sleep, \"60\"]\n    network_mode: none\n    depends_on:\n      job:\n        condition: service_completed_successfully\n",
+    );
+    let started = std::time::Instant::now();
+    let up = cli.run(&net, &["up", "-d", "--wait-timeout", "60"], &[]);
+    assert_eq!(up.code, 1, "{}", up.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "it waited for the timeout instead of failing fast"
+    );
+    assert!(
+        up.stderr
+            .contains("dependency job didn't complete successfully: exit 3"),
+        "{}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("boom"), "{}", up.stderr);
+    // The app was created but never started.
+    let all = containers(&mut net);
+    assert_eq!(all.len(), 2);
+    let app = &all[&format!("{}-app-1", net.host.project_name())];
+    assert!(net.host.rt.state(app).unwrap().started_at.is_none());
+    let down = cli.run(&net, &["down"], &[]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    net.finish();
+}
