@@ -361,3 +361,40 @@ fn wait_prints_each_exit_and_returns_the_first_code_then_downs_the_project() {
     host.forget_containers();
     host.finish();
 }
+
+#[test]
+fn a_paused_container_is_not_probed_and_stays_healthy() {
+    if !is_root("a_paused_container_is_not_probed_and_stays_healthy") {
+        return;
+    }
+    use wharf::runtime::health::Status as Health;
+    let mut host = Host::new("lchealth");
+    let p = project(
+        &host,
+        &[(
+            "app",
+            STOPPABLE,
+            "healthcheck:\n  test: [\"CMD\", \"true\"]\n  interval: 100ms\n  timeout: 300ms\n  retries: 1",
+        )],
+    );
+    let id = host.create(&p, "app");
+    host.start(&id);
+    let health = |s: &wharf::runtime::container::State| s.health.clone();
+    host.wait_for(&id, Duration::from_secs(10), |s| {
+        health(s).is_some_and(|h| h.status == Health::Healthy)
+    });
+    host.rt.pause(&id).unwrap();
+    // A probe in flight when the pause came may still land; after that, none.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = health(&host.state(&id)).unwrap();
+    // Many intervals and probe timeouts: a frozen probe would have counted as a failure.
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = health(&host.state(&id)).unwrap();
+    assert_eq!(after.status, Health::Healthy, "{after:#?}");
+    assert_eq!(after.failing_streak, 0);
+    // The log keeps the last few probes; the newest one's time says whether any ran.
+    let last = |h: &wharf::runtime::health::Health| h.log.back().map(|p| p.at);
+    assert_eq!(last(&after), last(&before), "probed while paused");
+    host.rt.unpause(&id).unwrap();
+    host.finish();
+}
