@@ -10,11 +10,17 @@ mod down;
 mod exec;
 mod graph;
 mod image;
+mod kill;
+mod lifecycle;
+mod pause;
 mod plan;
 mod port;
 mod progress;
 mod pull;
+mod rm;
+mod stop;
 mod up;
+mod wait;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -104,6 +110,18 @@ pub enum Command {
     Up(up::UpArgs),
     /// Stop and remove the project's containers and networks (-v: and its volumes)
     Down(down::DownArgs),
+    /// Stop the project's running containers (dependents first)
+    Stop(stop::StopArgs),
+    /// Force stop service containers: send them a signal (default SIGKILL)
+    Kill(kill::KillArgs),
+    /// Remove stopped service containers
+    Rm(rm::RmArgs),
+    /// Pause services: freeze their containers' processes
+    Pause(pause::PauseArgs),
+    /// Unpause services
+    Unpause(pause::PauseArgs),
+    /// Block until the services' containers exit; exit with the first one's code
+    Wait(wait::WaitArgs),
     /// Show what `up` would change, without changing anything (exit 2 when changes are pending)
     Plan(plan::PlanArgs),
     /// Manage the local image store
@@ -198,6 +216,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
+        Command::Stop(args) => stop::run(&cli.global, args),
+        Command::Kill(args) => kill::run(&cli.global, args),
+        Command::Rm(args) => rm::run(&cli.global, args),
+        Command::Pause(args) => pause::run_pause(&cli.global, args),
+        Command::Unpause(args) => pause::run_unpause(&cli.global, args),
+        Command::Wait(args) => wait::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Fixture(args) => image::build_fixture(args),
         Command::Version => {

@@ -22,6 +22,12 @@
 //!   briefly after its last process was killed: exiting is asynchronous.
 //! * `cgroup.kill` (v2, kernel ≥ 5.14) kills the whole subtree at once, without the race of
 //!   signalling PIDs one by one; a v1 `freezer` closes that race on older kernels.
+//! * Pausing: v2 `cgroup.freeze` (kernel ≥ 5.2; present in every non-root cgroup of the
+//!   unified hierarchy, also on a hybrid host whose unified hierarchy has no controllers)
+//!   freezes the subtree; `cgroup.events` says `frozen 1` once every task has stopped. A task
+//!   frozen this way still dies of SIGKILL. The v1 `freezer` (`freezer.state`: `FREEZING`
+//!   until it reads `FROZEN`) holds even SIGKILL until the cgroup is thawed, so a cgroup is
+//!   thawed before it is killed.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -40,6 +46,8 @@ use super::spec::CGROUP_PARENT;
 
 /// How long [`ContainerCgroup::kill_all`] waits for the cgroup to empty.
 pub const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`ContainerCgroup::freeze`] waits for every task to stop.
+pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`ContainerCgroup::remove`] retries a directory the kernel still calls busy.
 const RMDIR_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the waits above look again.
@@ -91,6 +99,10 @@ pub enum CgroupError {
         #[source]
         source: Errno,
     },
+    #[error("{rel}: no freezer (neither cgroup.freeze in the unified hierarchy nor a v1 freezer)")]
+    NoFreezer { rel: PathBuf },
+    #[error("{path}: the cgroup did not freeze within {waited:?}; it was thawed again")]
+    NotFrozen { path: PathBuf, waited: Duration },
     #[error("{path} still holds processes {pids:?} after {waited:?}")]
     StillRunning {
         path: PathBuf,
@@ -340,6 +352,9 @@ impl ContainerCgroup {
         if self.procs()?.is_empty() {
             return Ok(());
         }
+        // A paused container: a v1-frozen task holds SIGKILL until it is thawed (a v2-frozen
+        // one would die anyway, but nothing is gained by leaving it frozen).
+        self.thaw()?;
         if let Some(file) = self
             .unified_dir()
             .map(|d| d.join("cgroup.kill"))
@@ -379,6 +394,105 @@ impl ContainerCgroup {
             }
             sleep(POLL);
         }
+    }
+
+    /// Which freezer pauses this container: the unified hierarchy's `cgroup.freeze` where the
+    /// container's unified directory has one (v2 hosts, and hybrid hosts on kernel ≥ 5.2),
+    /// else the v1 `freezer` controller's `freezer.state`. `None` when neither exists (no
+    /// freezer mounted, or the cgroup is gone). The v2 freezer is preferred on a hybrid host
+    /// because its frozen tasks still die of SIGKILL, so a stop or a probe's timeout can
+    /// never hang on a paused container.
+    pub fn freezer(&self) -> Option<Freezer> {
+        let unified = self.unified_dir().map(|d| d.join("cgroup.freeze"));
+        let v1 = self.v1_dir("freezer").map(|d| d.join("freezer.state"));
+        choose_freezer(unified.as_deref(), v1.as_deref(), Path::exists)
+    }
+
+    /// Pauses every process of the cgroup and waits, up to [`FREEZE_TIMEOUT`], until the
+    /// kernel says they all stopped; on timeout the cgroup is thawed again and this fails.
+    /// Freezing a frozen cgroup is fine.
+    pub fn freeze(&self) -> Result<()> {
+        let freezer = self.freezer().ok_or_else(|| CgroupError::NoFreezer {
+            rel: self.rel.clone(),
+        })?;
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        let file = freezer.file().to_path_buf();
+        let took = || -> Result<bool> {
+            Ok(match &freezer {
+                Freezer::Unified(f) => {
+                    events_frozen(&read(&f.with_file_name("cgroup.events"))?) == Some(true)
+                }
+                Freezer::V1(f) => v1_state(&read(f)?) == Some(FreezerState::Frozen),
+            })
+        };
+        let value = freezer.freeze_value();
+        loop {
+            // v1: writing FROZEN again is how a freeze stuck in FREEZING (a task forked
+            // meanwhile) is pushed on, as runc does; v2 takes the same write as a no-op.
+            write(&file, value)?;
+            if took()? {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = write(&file, freezer.thaw_value());
+                return Err(CgroupError::NotFrozen {
+                    path: file,
+                    waited: FREEZE_TIMEOUT,
+                });
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Thaws the cgroup in every freezer that has it frozen (both, on a hybrid host, so that
+    /// a freeze made through either is undone). A cgroup that does not exist is fine.
+    pub fn thaw(&self) -> Result<()> {
+        if let Some(file) = self
+            .unified_dir()
+            .map(|d| d.join("cgroup.freeze"))
+            .filter(|f| f.exists())
+        {
+            if read(&file)?.trim() != "0" {
+                write(&file, "0")?;
+            }
+        }
+        if let Some(file) = self
+            .v1_dir("freezer")
+            .map(|d| d.join("freezer.state"))
+            .filter(|f| f.exists())
+        {
+            if v1_state(&read(&file)?) != Some(FreezerState::Thawed) {
+                write(&file, "THAWED")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the cgroup is paused: frozen (or being frozen) in either freezer. Reads the
+    /// requested state, as Docker reports "paused" from the moment the freeze is asked for.
+    pub fn is_frozen(&self) -> Result<bool> {
+        if let Some(file) = self
+            .unified_dir()
+            .map(|d| d.join("cgroup.freeze"))
+            .filter(|f| f.exists())
+        {
+            if read(&file)?.trim() == "1" {
+                return Ok(true);
+            }
+        }
+        if let Some(file) = self
+            .v1_dir("freezer")
+            .map(|d| d.join("freezer.state"))
+            .filter(|f| f.exists())
+        {
+            if matches!(
+                v1_state(&read(&file)?),
+                Some(FreezerState::Frozen | FreezerState::Freezing)
+            ) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// How many times the OOM killer killed a process in this cgroup: the `oom_kill` count of
@@ -483,6 +597,79 @@ impl ContainerCgroup {
             .or_else(|| self.v1_dir("pids"))
             .or_else(|| self.v1_dir("memory"))
             .or_else(|| self.dirs().into_iter().next())
+    }
+}
+
+/// The control file that pauses a container's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freezer {
+    /// v2: `<unified>/…/cgroup.freeze` (`1`/`0`; `cgroup.events` says when it took).
+    Unified(PathBuf),
+    /// v1: `<freezer>/…/freezer.state` (`FROZEN`/`THAWED`).
+    V1(PathBuf),
+}
+
+impl Freezer {
+    pub fn file(&self) -> &Path {
+        match self {
+            Freezer::Unified(f) | Freezer::V1(f) => f,
+        }
+    }
+
+    fn freeze_value(&self) -> &'static str {
+        match self {
+            Freezer::Unified(_) => "1",
+            Freezer::V1(_) => "FROZEN",
+        }
+    }
+
+    fn thaw_value(&self) -> &'static str {
+        match self {
+            Freezer::Unified(_) => "0",
+            Freezer::V1(_) => "THAWED",
+        }
+    }
+}
+
+/// The freezer decision, given the candidate files and whether each exists: the unified
+/// one first (see [`ContainerCgroup::freezer`]).
+fn choose_freezer(
+    unified: Option<&Path>,
+    v1: Option<&Path>,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<Freezer> {
+    if let Some(f) = unified.filter(|f| exists(f)) {
+        return Some(Freezer::Unified(f.to_path_buf()));
+    }
+    v1.filter(|f| exists(f))
+        .map(|f| Freezer::V1(f.to_path_buf()))
+}
+
+/// The `frozen` field of a v2 `cgroup.events` (`populated 1\nfrozen 0\n`).
+fn events_frozen(text: &str) -> Option<bool> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("frozen "))
+        .and_then(|v| match v.trim() {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FreezerState {
+    Thawed,
+    Freezing,
+    Frozen,
+}
+
+/// A v1 `freezer.state`.
+fn v1_state(text: &str) -> Option<FreezerState> {
+    match text.trim() {
+        "THAWED" => Some(FreezerState::Thawed),
+        "FREEZING" => Some(FreezerState::Freezing),
+        "FROZEN" => Some(FreezerState::Frozen),
+        _ => None,
     }
 }
 
@@ -1099,5 +1286,83 @@ mod tests {
             "low 0\nhigh 0\nmax 7\noom 2\noom_kill 1\noom_group_kill 0\n",
         );
         assert_eq!(cg.oom_kills().unwrap(), 1);
+    }
+
+    #[test]
+    fn the_unified_freezer_is_chosen_first_then_the_v1_one() {
+        let u = Path::new("/u/wharf/p/c/cgroup.freeze");
+        let f = Path::new("/f/wharf/p/c/freezer.state");
+        let all = |_: &Path| true;
+        assert_eq!(
+            choose_freezer(Some(u), Some(f), all),
+            Some(Freezer::Unified(u.into()))
+        );
+        // An old kernel's unified hierarchy has no cgroup.freeze.
+        let only_v1 = |p: &Path| p == f;
+        assert_eq!(
+            choose_freezer(Some(u), Some(f), only_v1),
+            Some(Freezer::V1(f.into()))
+        );
+        assert_eq!(
+            choose_freezer(None, Some(f), all),
+            Some(Freezer::V1(f.into()))
+        );
+        assert_eq!(choose_freezer(Some(u), Some(f), |_| false), None);
+        assert_eq!(choose_freezer(None, None, all), None);
+    }
+
+    #[test]
+    fn freezer_files_are_parsed() {
+        assert_eq!(events_frozen("populated 1\nfrozen 1\n"), Some(true));
+        assert_eq!(events_frozen("populated 0\nfrozen 0\n"), Some(false));
+        assert_eq!(events_frozen("populated 1\n"), None);
+        assert_eq!(v1_state("FROZEN\n"), Some(FreezerState::Frozen));
+        assert_eq!(v1_state("FREEZING\n"), Some(FreezerState::Freezing));
+        assert_eq!(v1_state("THAWED\n"), Some(FreezerState::Thawed));
+        assert_eq!(v1_state("x"), None);
+    }
+
+    #[test]
+    fn freeze_writes_the_unified_file_and_thaw_undoes_either_freezer() {
+        let (tmp, h) = fake(&[("freezer", "freezer")], true);
+        let t = tmp.path();
+        let cg = ContainerCgroup::open(&h, "wharf/p/c").unwrap();
+        assert_eq!(cg.freezer(), None);
+        assert!(matches!(cg.freeze(), Err(CgroupError::NoFreezer { .. })));
+        assert!(!cg.is_frozen().unwrap());
+        cg.thaw().unwrap();
+
+        put(t.join("unified/wharf/p/c/cgroup.freeze"), "0\n");
+        // The fake kernel has already frozen everything.
+        put(
+            t.join("unified/wharf/p/c/cgroup.events"),
+            "populated 1\nfrozen 1\n",
+        );
+        put(t.join("freezer/wharf/p/c/freezer.state"), "THAWED\n");
+        cg.freeze().unwrap();
+        assert_eq!(get(t.join("unified/wharf/p/c/cgroup.freeze")), "1");
+        assert_eq!(get(t.join("freezer/wharf/p/c/freezer.state")), "THAWED\n");
+        assert!(cg.is_frozen().unwrap());
+        cg.thaw().unwrap();
+        assert_eq!(get(t.join("unified/wharf/p/c/cgroup.freeze")), "0");
+        assert!(!cg.is_frozen().unwrap());
+
+        // A freeze made through the v1 freezer is seen and undone too.
+        put(t.join("freezer/wharf/p/c/freezer.state"), "FROZEN\n");
+        assert!(cg.is_frozen().unwrap());
+        cg.thaw().unwrap();
+        assert_eq!(get(t.join("freezer/wharf/p/c/freezer.state")), "THAWED");
+    }
+
+    #[test]
+    fn freeze_uses_v1_without_a_unified_freezer() {
+        let (tmp, h) = fake(&[("freezer", "freezer")], false);
+        let t = tmp.path();
+        let cg = ContainerCgroup::open(&h, "wharf/p/c").unwrap();
+        // A real freezer.state would read FROZEN after the write; the fake file does too.
+        put(t.join("freezer/wharf/p/c/freezer.state"), "THAWED\n");
+        cg.freeze().unwrap();
+        assert_eq!(get(t.join("freezer/wharf/p/c/freezer.state")), "FROZEN");
+        assert!(cg.is_frozen().unwrap());
     }
 }

@@ -38,6 +38,7 @@ pub const ERROR_FD: RawFd = 4;
 pub fn main(dir: &Path) -> ! {
     // Our name in `ps` (the exec path was `/proc/self/fd/N`); the program's replaces it.
     let _ = nix::sys::prctl::set_name(c"wharf-init");
+    reset_signals();
     // The supervisor dup2'ed the sync and error pipes to fixed numbers before exec.
     let mut errors = owned_fd(ERROR_FD);
     let e = match run(&ContainerDir::at(dir.to_path_buf()), &mut errors) {
@@ -45,6 +46,16 @@ pub fn main(dir: &Path) -> ! {
         Err(e) => e,
     };
     fail(errors, &e)
+}
+
+/// Gives the container's program the signal state of a fresh process. A blocked mask and
+/// ignored dispositions survive `execve`, and we inherit both: the supervisor blocks
+/// SIGTERM, SIGINT, SIGHUP and SIGCHLD for its signalfd, and Rust's runtime ignores
+/// SIGPIPE. Left so, a container's SIGTERM handler would never run (its stop would always
+/// wait out the grace period and end in SIGKILL), and its pipes would not end writers.
+fn reset_signals() {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let _ = sys::default_signal(nix::sys::signal::Signal::SIGPIPE);
 }
 
 /// Reports `e` on the error pipe and exits with its code.

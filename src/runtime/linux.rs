@@ -516,6 +516,53 @@ fn write_content(
     Ok(())
 }
 
+/// Pausing: the container's cgroup frozen ([`ContainerCgroup::freeze`]), Docker's
+/// `pause`/`unpause`. The state record is not touched: the cgroup is the truth, so a paused
+/// container is still `Running` in its record and [`Runtime::is_paused`] says the rest. Its
+/// supervisor skips health probes while it is paused, thaws it before it delivers a stop
+/// signal, and thaws the cgroup before a restart; killing its cgroup thaws it first.
+impl Runtime {
+    /// The container's cgroup, found by name (no supervisor needed).
+    fn cgroup(&self, id: &str) -> Result<(ContainerCgroup, String)> {
+        let config = self.config(id)?;
+        let name = config.spec.name.clone();
+        let cgroups = Hierarchies::read(Path::new("/proc/self/mountinfo"))
+            .map_err(|e| Self::step(&name, "finding cgroups")(e.to_string()))?;
+        let cg = ContainerCgroup::open(&cgroups, &config.spec.cgroup_path)
+            .map_err(|e| Self::step(&name, "finding its cgroup")(e.to_string()))?;
+        Ok((cg, name))
+    }
+
+    /// Freezes every process of the running container and returns once they all stopped.
+    /// Pausing a paused container does nothing; a container that is not running is an error.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let state = self.state(id)?;
+        let (cg, name) = self.cgroup(id)?;
+        if !state.init.is_some_and(|p| p.is_alive()) {
+            return Err(Self::step(&name, "pausing")(
+                "the container is not running".into(),
+            ));
+        }
+        cg.freeze()
+            .map_err(|e| Self::step(&name, "pausing")(e.to_string()))
+    }
+
+    /// Thaws the container's processes. Unpausing a container that is not paused (or not
+    /// running) does nothing.
+    pub fn unpause(&self, id: &str) -> Result<()> {
+        let (cg, name) = self.cgroup(id)?;
+        cg.thaw()
+            .map_err(|e| Self::step(&name, "unpausing")(e.to_string()))
+    }
+
+    /// Whether the container's cgroup is frozen (false for a container without one, or one
+    /// that cannot be read).
+    pub fn is_paused(&self, id: &str) -> bool {
+        self.cgroup(id)
+            .is_ok_and(|(cg, _)| cg.is_frozen().unwrap_or(false))
+    }
+}
+
 /// Runs a hidden subcommand (`__supervise`, `__init`, `__nsexec`) when `args` name one.
 /// Called first thing in `main`, before anything else runs: these processes must stay
 /// single-threaded. Returns only when `args` are an ordinary command line.

@@ -5,7 +5,8 @@
 //! writes the container's output to its log, records every change of state in
 //! `state.json`, restarts the container by its policy, runs its health check, and stops it
 //! on request (SIGTERM to the supervisor): the stop signal, the grace period, then SIGKILL
-//! to every process of the cgroup.
+//! to every process of the cgroup. A paused container (its cgroup frozen) is not probed,
+//! and is thawed before the stop signal and before a restart.
 //!
 //! It is single-threaded and event-driven (`poll` over the output pipes and a signalfd),
 //! so it may fork, and it keeps its memory small: one supervisor per container. It never
@@ -240,6 +241,9 @@ impl Supervisor {
                     self.state.stopped_by_user = true;
                     self.state.status = Status::Stopping;
                     self.save(diag);
+                    // A paused container cannot handle the stop signal: it would only
+                    // be delivered on thawing, after the grace period (Docker thaws too).
+                    self.thaw(diag);
                     let sig = NixSignal::try_from(self.config.spec.stop.signal.number())
                         .unwrap_or(NixSignal::SIGTERM);
                     let _ = kill(running.init, sig);
@@ -278,6 +282,17 @@ impl Supervisor {
                 stop_deadline = None;
             }
             if let Some(p) = probe.as_mut() {
+                if now >= self.probe_deadline(p) && self.paused() {
+                    // The probe ran into a pause: it says nothing about the container's
+                    // health. SIGKILL ends it even frozen (the v2 freezer lets fatal
+                    // signals through; see `ContainerCgroup::freezer`); it is reaped with
+                    // the orphans above, never waited for here.
+                    let _ = p.child.kill();
+                    probe = None;
+                    next_probe = Some(self.after_probe_at(&running));
+                }
+            }
+            if let Some(p) = probe.as_mut() {
                 if now >= self.probe_deadline(p) {
                     let _ = p.child.kill();
                     let _ = p.child.wait();
@@ -293,11 +308,18 @@ impl Supervisor {
             }
             if next_probe.is_some_and(|t| now >= t) && probe.is_none() && !stop_requested {
                 next_probe = None;
-                match self.spawn_probe() {
-                    Ok(p) => probe = Some(p),
-                    Err(e) => {
-                        note(diag, &format!("health check: {e}"));
-                        next_probe = Some(self.after_probe_at(&running));
+                if self.paused() {
+                    // Docker does not probe a paused container either: the probe would
+                    // freeze on entering its cgroup and count as a failure. The health
+                    // status stays as it was; probing resumes one interval later.
+                    next_probe = Some(self.after_probe_at(&running));
+                } else {
+                    match self.spawn_probe() {
+                        Ok(p) => probe = Some(p),
+                        Err(e) => {
+                            note(diag, &format!("health check: {e}"));
+                            next_probe = Some(self.after_probe_at(&running));
+                        }
                     }
                 }
             }
@@ -404,6 +426,21 @@ impl Supervisor {
         self.save(diag);
     }
 
+    /// Whether the container is paused (its cgroup frozen by `wharf pause`).
+    fn paused(&self) -> bool {
+        self.cgroup
+            .as_ref()
+            .is_some_and(|c| c.is_frozen().unwrap_or(false))
+    }
+
+    fn thaw(&self, diag: &mut Option<File>) {
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.thaw() {
+                note(diag, &format!("thawing the cgroup: {e}"));
+            }
+        }
+    }
+
     fn kill_all(&self, running: &Running) {
         match &self.cgroup {
             Some(cg) => {
@@ -426,6 +463,10 @@ impl Supervisor {
                 note(diag, &format!("warning: {w}"));
             }
             self.cgroup = Some(cg);
+        } else {
+            // A restart after the container died while paused (killed, OOM): the new
+            // process must not start frozen.
+            self.thaw(diag);
         }
         let cgroup = self.cgroup.as_ref().expect("just created");
         let oom_before = cgroup.oom_kills().unwrap_or(0);

@@ -179,6 +179,14 @@ where
     }
 }
 
+/// Restores the default disposition of `signal` (what a fresh process has).
+pub fn default_signal(signal: nix::sys::signal::Signal) -> nix::Result<()> {
+    use nix::sys::signal::SigHandler;
+    // SAFETY: SIG_DFL installs no handler, so no code of ours can ever run in signal
+    // context because of this call.
+    unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) }.map(drop)
+}
+
 /// `fork(2)` for wharf's single-threaded helper processes (the container init with
 /// `init: true`, `nsexec`). Returns `None` in the child.
 ///

@@ -5,6 +5,7 @@ mod conformance;
 mod dns;
 mod image;
 mod layering;
+mod lifecycle;
 mod network;
 mod networking;
 mod registry;
