@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::apply_progress::ApplyProgress;
 use super::image::state_root;
+use super::progress::Mode;
 use super::{ExitCode, GlobalArgs, load_project};
 use crate::apply::linux::LinuxDriver;
 use crate::compose::NormalizeOptions;
@@ -87,20 +89,20 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     let parallel = usize::try_from(global.parallel)
         .unwrap_or(usize::MAX)
         .max(1);
+    // One line per resource as it goes (or JSON, or nothing), then the failures again,
+    // together, so that none scrolls away unnoticed.
+    let mode = Mode::resolve(global.progress, false);
+    let progress = Arc::new(ApplyProgress::new(mode, Box::new(std::io::stderr())));
     let report = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(crate::apply::run(&plan, driver, parallel));
-    for step in &plan.steps {
-        let state = match report.outcomes.get(&step.id) {
-            Some(crate::apply::Outcome::Done) => "done".to_string(),
-            Some(crate::apply::Outcome::Failed(m)) => format!("failed: {m}"),
-            Some(crate::apply::Outcome::Skipped { because }) => {
-                format!("skipped (step #{because} failed)")
-            }
-            None => "not run".into(),
-        };
-        eprintln!("{} {:?}: {state}", step.resource, step.operation);
+        .block_on(crate::apply::run_observed(
+            &plan, driver, parallel, progress,
+        ));
+    if mode != Mode::Json {
+        for failure in report.failures(&plan) {
+            eprintln!("error: {failure}");
+        }
     }
     if report.succeeded() {
         lock.remove_if_empty();

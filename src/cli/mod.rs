@@ -5,6 +5,7 @@
 //! options; each command lives in its own module with one `run` entry point. Data goes to
 //! stdout, diagnostics to stderr. This module holds no logic of its own beyond presentation.
 
+mod apply_progress;
 mod config;
 mod down;
 mod exec;

@@ -1,6 +1,7 @@
 //! `wharf plan`: what `up` would change, one line per operation, without changing
 //! anything. Exits 0 when there is nothing to do and 2 when changes are pending, so CI
-//! can ask "is the host in step with the Compose files?".
+//! can ask "is the host in step with the Compose files?". `--diff` shows, under each
+//! container to be recreated, what changed in its configuration.
 
 use clap::{Args, ValueEnum};
 
@@ -8,7 +9,7 @@ use super::image::state_root;
 use super::{ExitCode, GlobalArgs, load_project};
 use crate::compose::NormalizeOptions;
 use crate::network::linux::Networks;
-use crate::plan::{Options, desired, diff};
+use crate::plan::{Live, Options, Plan, config_diff, desired, diff};
 use crate::runtime::Runtime;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -34,6 +35,20 @@ pub struct PlanArgs {
     /// Scale SERVICE to NUM instances (SERVICE=NUM)
     #[arg(long, value_parser = parse_scale)]
     pub scale: Vec<(String, u64)>,
+    /// Don't plan linked services
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Recreate dependent containers
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub always_recreate_deps: bool,
+    /// Recreate anonymous volumes instead of retrieving data from the previous containers
+    #[arg(short = 'V', long)]
+    pub renew_anon_volumes: bool,
+    /// Show what changed in the configuration of each container to be recreated
+    #[arg(long)]
+    pub diff: bool,
+    /// Plan only these services (and their dependencies, unless --no-deps)
+    pub services: Vec<String>,
 }
 
 pub(super) fn parse_scale(text: &str) -> Result<(String, u64), String> {
@@ -47,11 +62,12 @@ pub(super) fn parse_scale(text: &str) -> Result<(String, u64), String> {
 }
 
 pub fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let opts = global.load_options(&[])?;
+    // Services named on the command line are enabled whatever their profiles.
+    let opts = global.load_options(&args.services)?;
     let project = load_project(&opts, NormalizeOptions::default())?.project;
-    for (service, _) in &args.scale {
+    for service in args.scale.iter().map(|(s, _)| s).chain(&args.services) {
         if !project.services.contains_key(service) {
-            anyhow::bail!("--scale: no such service: {service}");
+            anyhow::bail!("no such service: {service}");
         }
     }
     let root = state_root();
@@ -68,11 +84,64 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
         remove_orphans: args.remove_orphans,
         no_start: false,
         scale: args.scale.into_iter().collect(),
+        services: args.services,
+        no_deps: args.no_deps,
+        always_recreate_deps: args.always_recreate_deps,
+        renew_anon_volumes: args.renew_anon_volumes,
     };
-    let plan = diff(&desired(&project), &live, &options);
+    let want = desired(&project);
+    let plan = diff(&want, &live, &options);
+    let diffs = if args.diff {
+        diffs(&plan, &want, &live)
+    } else {
+        Vec::new()
+    };
     match args.format {
-        PlanFormat::Text => print!("{plan}"),
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        PlanFormat::Text => {
+            let mut out = String::new();
+            for step in &plan.steps {
+                out.push_str(&format!("{step}\n"));
+                if let Some((_, text)) = diffs.iter().find(|(id, _)| *id == step.id) {
+                    for line in text.lines() {
+                        out.push_str(&format!("    {line}\n"));
+                    }
+                }
+            }
+            for w in &plan.warnings {
+                out.push_str(&format!("warning: {w}\n"));
+            }
+            print!("{out}");
+        }
+        PlanFormat::Json => {
+            let mut value = serde_json::to_value(&plan)?;
+            if args.diff
+                && let Some(object) = value.as_object_mut()
+            {
+                // Keyed by the id of the step that creates the replacement.
+                let map: serde_json::Map<String, serde_json::Value> = diffs
+                    .into_iter()
+                    .map(|(id, text)| (id.to_string(), text.into()))
+                    .collect();
+                object.insert("diffs".into(), map.into());
+            }
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
     }
     Ok(if plan.is_empty() { 0 } else { 2 })
+}
+
+/// For each step that creates a replacement container: its id and the diff of the
+/// replaced container's recorded config against the wanted one (skipped when the
+/// container recorded none, or nothing in it changed, e.g. a new image digest).
+fn diffs(plan: &Plan, want: &crate::plan::Desired, live: &Live) -> Vec<(usize, String)> {
+    plan.steps
+        .iter()
+        .filter_map(|step| {
+            let name = plan.replaced_by(step)?;
+            let old = live.containers.iter().find(|c| c.name == name)?;
+            let new = want.services.get(&old.service)?;
+            let text = config_diff(old.config.as_ref()?, &new.config);
+            (!text.is_empty()).then_some((step.id, text))
+        })
+        .collect()
 }

@@ -71,6 +71,15 @@ pub struct UpArgs {
     /// If containers already exist, don't recreate them
     #[arg(long)]
     pub no_recreate: bool,
+    /// Don't start linked services
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Recreate dependent containers (incompatible with --no-recreate)
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub always_recreate_deps: bool,
+    /// Recreate anonymous volumes instead of retrieving data from the previous containers
+    #[arg(short = 'V', long)]
+    pub renew_anon_volumes: bool,
     /// Remove containers for services not defined in the Compose file
     #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
     pub remove_orphans: bool,
@@ -138,6 +147,10 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         remove_orphans: args.remove_orphans,
         no_start: args.no_start,
         scale: args.scale.iter().cloned().collect(),
+        services: args.services.clone(),
+        no_deps: args.no_deps,
+        always_recreate_deps: args.always_recreate_deps,
+        renew_anon_volumes: args.renew_anon_volumes,
     };
     let plan = diff(&desired(&project), &live, &options);
     for w in &plan.warnings {

@@ -42,8 +42,29 @@ pub struct DesiredService {
     /// The network and volume keys it uses.
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
+    /// `container_name`, when set (then the service has one replica).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// Whether it mounts anonymous volumes (a `volumes` entry of type volume without a
+    /// source): `-V` recreates it so that they start empty.
+    pub anonymous_volumes: bool,
+    /// The services whose namespaces or volumes it shares, with the field that says so
+    /// (`network_mode`, `ipc`, `pid`: `service:X`; `volumes_from`). Its container holds
+    /// on to theirs, so it is recreated when theirs is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<(String, String)>,
     /// The normalized service, for field-level causes.
     pub config: serde_json::Value,
+}
+
+impl DesiredService {
+    /// The name of its replica `replica` (`container_name`, or `<project>-<service>-<n>`).
+    pub fn container_name(&self, project: &str, replica: u64) -> String {
+        match &self.container_name {
+            Some(name) => name.clone(),
+            None => container_name(project, &self.name, replica),
+        }
+    }
 }
 
 /// A network or volume as the Compose files want it.
@@ -121,6 +142,12 @@ pub fn desired(project: &Project) -> Desired {
                     && matches!(svc.restart.as_deref(), None | Some("no")),
                 networks,
                 volumes,
+                container_name: svc.container_name.clone(),
+                anonymous_volumes: svc
+                    .volumes
+                    .iter()
+                    .any(|v| v.kind == "volume" && v.source.is_none()),
+                shares: shared_with(svc),
                 config: serde_json::to_value(svc).unwrap_or_default(),
             };
             (name.clone(), service)
@@ -149,6 +176,30 @@ pub fn desired(project: &Project) -> Desired {
             .map(|(k, v)| (k.clone(), object(k, &v.name, v.external, object_hash(v))))
             .collect(),
     }
+}
+
+/// The services whose namespaces (`network_mode`/`ipc`/`pid: service:X`) or volumes
+/// (`volumes_from: X`) `svc` uses, each with the field that names it.
+fn shared_with(svc: &crate::compose::model::Service) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (field, value) in [
+        ("network_mode", &svc.network_mode),
+        ("ipc", &svc.ipc),
+        ("pid", &svc.pid),
+    ] {
+        if let Some(parent) = value.as_deref().and_then(|v| v.strip_prefix("service:")) {
+            out.push((parent.to_string(), field.to_string()));
+        }
+    }
+    for vf in svc
+        .volumes_from
+        .iter()
+        .filter(|v| !v.starts_with("container:"))
+    {
+        let parent = vf.split(':').next().unwrap_or_default();
+        out.push((parent.to_string(), "volumes_from".to_string()));
+    }
+    out
 }
 
 /// A container as it exists.
@@ -188,15 +239,43 @@ pub struct Live {
     pub images: BTreeMap<String, String>,
 }
 
-/// The user's choices (`up` flags).
+/// The user's choices (`up` flags), with Docker Compose's meanings.
+///
+/// The services named (`up SERVICE…`, all when none is) are *targeted*; their
+/// dependencies are planned too unless `no_deps`, every other service is left alone.
+/// `force_recreate` and `renew_anon_volumes` apply to the targeted services,
+/// `always_recreate_deps` to the dependencies pulled in, `no_recreate` to all. So, as in
+/// Docker Compose, `always_recreate_deps` changes nothing when no service is named: then
+/// every service is targeted and none is only a dependency.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
+    /// `--force-recreate`: recreate the targeted services' containers even if unchanged.
     pub force_recreate: bool,
+    /// `--no-recreate`: never recreate an existing container (wins over the others).
     pub no_recreate: bool,
     pub remove_orphans: bool,
     pub no_start: bool,
     /// `--scale SERVICE=N`.
     pub scale: BTreeMap<String, u64>,
+    /// `up SERVICE…`: only these and (unless `no_deps`) their dependencies, transitively.
+    pub services: Vec<String>,
+    /// `--no-deps`: the named services only.
+    pub no_deps: bool,
+    /// `--always-recreate-deps`: recreate the dependencies of the named services too.
+    pub always_recreate_deps: bool,
+    /// `-V/--renew-anon-volumes`: recreated containers get new anonymous volumes, and a
+    /// targeted container that has some is recreated for that alone.
+    pub renew_anon_volumes: bool,
+}
+
+/// When a service's existing containers are recreated.
+enum Policy {
+    /// Never (`--no-recreate`).
+    Never,
+    /// Always, for the reason given (the flag).
+    Force(&'static str),
+    /// When the config hash or the image changed (the default).
+    Diverged,
 }
 
 /// What an operation does.
@@ -266,6 +345,22 @@ impl Plan {
         id
     }
 
+    /// The container that a `CreateContainer` step's container replaces (the one the plan
+    /// stops once the new one exists), `None` for any other step.
+    pub fn replaced_by(&self, step: &Step) -> Option<&str> {
+        if step.operation != Operation::CreateContainer {
+            return None;
+        }
+        self.steps
+            .iter()
+            .find(|s| {
+                s.operation == Operation::StopContainer
+                    && s.cause == "replaced"
+                    && s.deps == [step.id]
+            })
+            .and_then(|s| s.resource.strip_prefix("container:"))
+    }
+
     /// Like `push`, for an operation aimed at `target` (see [`Step::target`]).
     fn push_to(
         &mut self,
@@ -281,20 +376,27 @@ impl Plan {
     }
 }
 
-impl fmt::Display for Plan {
+impl fmt::Display for Step {
     /// `[1,2] -> #3 container:shop-web-1, CreateContainer, not found`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let deps: Vec<String> = self.deps.iter().map(usize::to_string).collect();
+        write!(
+            f,
+            "[{}] -> #{} {}, {:?}, {}",
+            deps.join(","),
+            self.id,
+            self.resource,
+            self.operation,
+            self.cause
+        )
+    }
+}
+
+impl fmt::Display for Plan {
+    /// One line per step (see [`Step`]'s `Display`), then one per warning.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for s in &self.steps {
-            let deps: Vec<String> = s.deps.iter().map(usize::to_string).collect();
-            writeln!(
-                f,
-                "[{}] -> #{} {}, {:?}, {}",
-                deps.join(","),
-                s.id,
-                s.resource,
-                s.operation,
-                s.cause
-            )?;
+            writeln!(f, "{s}")?;
         }
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
@@ -321,13 +423,12 @@ pub fn changed_fields(old: &serde_json::Value, new: &serde_json::Value) -> Vec<S
                     } else {
                         format!("{path}.{k}")
                     };
-                    let null = serde_json::Value::Null;
-                    walk(
-                        &p,
-                        x.get(k).unwrap_or(&null),
-                        y.get(k).unwrap_or(&null),
-                        out,
-                    );
+                    match (x.get(k), y.get(k)) {
+                        (Some(a), Some(b)) => walk(&p, a, b, out),
+                        // Added or removed: a key whose value is null (`networks: {back:}`)
+                        // is still a change.
+                        _ => out.push(p),
+                    }
                 }
             }
             _ if a != b => out.push(path.to_string()),
@@ -339,14 +440,97 @@ pub fn changed_fields(old: &serde_json::Value, new: &serde_json::Value) -> Vec<S
     out
 }
 
+/// A unified diff of two service configs (what a container was created from against what
+/// the Compose files want now), as pretty JSON with object keys sorted so that only real
+/// changes show; empty when they are equal. `wharf plan --diff` prints it under each
+/// recreated container.
+pub fn config_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let render = |v: &serde_json::Value| {
+        let mut text = serde_json::to_string_pretty(&sorted(v)).unwrap_or_default();
+        text.push('\n');
+        text
+    };
+    let (old, new) = (render(old), render(new));
+    if old == new {
+        return String::new();
+    }
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(2)
+        .header("live", "compose")
+        .to_string()
+}
+
+/// The services `options` plans: the named ones and, unless `no_deps`, their
+/// dependencies, transitively; every service when none is named. Names the Compose files
+/// do not know are ignored (the CLI refuses them first).
+fn scope<'a>(desired: &'a Desired, options: &Options) -> BTreeSet<&'a str> {
+    if options.services.is_empty() {
+        return desired.services.keys().map(String::as_str).collect();
+    }
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<&str> = options.services.iter().map(String::as_str).collect();
+    while let Some(name) = todo.pop() {
+        let Some((key, svc)) = desired.services.get_key_value(name) else {
+            continue;
+        };
+        if out.insert(key.as_str()) && !options.no_deps {
+            todo.extend(svc.deps.iter().map(String::as_str));
+        }
+    }
+    out
+}
+
 /// The plan that brings `live` to `desired`.
 pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
     let mut plan = Plan::default();
     let mut ready: BTreeMap<String, usize> = BTreeMap::new(); // resource → step it waits on
 
+    // With services named, only what they use is planned; otherwise everything declared.
+    let scope = scope(desired, options);
+    let whole = options.services.is_empty();
+    let used = |pick: fn(&DesiredService) -> &Vec<String>, key: &str| {
+        whole
+            || scope
+                .iter()
+                .filter_map(|s| desired.services.get(*s))
+                .any(|s| pick(s).iter().any(|k| k == key))
+    };
+    let targeted = |service: &str| whole || options.services.iter().any(|s| s == service);
+    let policy = |service: &str| {
+        if options.no_recreate {
+            Policy::Never
+        } else if targeted(service) {
+            if options.force_recreate {
+                Policy::Force("--force-recreate")
+            } else {
+                Policy::Diverged
+            }
+        } else if options.always_recreate_deps {
+            Policy::Force("--always-recreate-deps")
+        } else {
+            Policy::Diverged
+        }
+    };
+
     // Volumes: created when missing; one that differs is kept, never removed by `up`.
     for (key, v) in &desired.volumes {
-        if v.external {
+        if v.external || !used(|s| &s.volumes, key) {
             continue;
         }
         match live.volumes.get(key) {
@@ -362,9 +546,15 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
         }
     }
 
-    // Which containers will be recreated or removed anyway (they need no reconnect).
+    // Which containers will be recreated, and why (known before any step is planned, so
+    // that a changed network does not reconnect what will be replaced anyway). The one
+    // reason known only later, a recreated namespace parent, never concerns a container
+    // attached to networks of its own.
     let recreate = |c: &LiveContainer| -> Option<String> {
         let svc = desired.services.get(&c.service)?;
+        if !scope.contains(c.service.as_str()) {
+            return None;
+        }
         let wanted = options
             .scale
             .get(&c.service)
@@ -373,27 +563,17 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
         if c.replica > wanted {
             return None;
         }
-        if options.force_recreate {
-            return Some("--force-recreate".into());
-        }
-        if options.no_recreate {
-            return None;
-        }
-        if c.hash != svc.hash {
-            let fields = c
-                .config
-                .as_ref()
-                .map(|old| changed_fields(old, &svc.config))
-                .unwrap_or_default();
-            return Some(if fields.is_empty() {
-                "config hash diverged".to_string()
-            } else {
-                format!("config hash diverged: {}", fields.join(", "))
-            });
-        }
-        match (&c.image_digest, live.images.get(&svc.image)) {
-            (Some(running), Some(now)) if running != now => Some("image changed".into()),
-            _ => None,
+        let cause = match policy(&c.service) {
+            Policy::Never => return None,
+            Policy::Force(flag) => Some(flag.to_string()),
+            Policy::Diverged => diverged(c, svc, live),
+        };
+        // `-V`: the anonymous volumes are not carried over to the new container.
+        let renew = options.renew_anon_volumes && svc.anonymous_volumes;
+        match cause {
+            Some(cause) if renew => Some(format!("{cause} (--renew-anon-volumes)")),
+            None if renew && targeted(&c.service) => Some("--renew-anon-volumes".into()),
+            cause => cause,
         }
     };
 
@@ -401,7 +581,7 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
     // disconnected first and reconnected after.
     let mut reconnect: Vec<(String, String, usize)> = Vec::new();
     for (key, n) in &desired.networks {
-        if n.external {
+        if n.external || !used(|s| &s.networks, key) {
             continue;
         }
         match live.networks.get(key) {
@@ -463,7 +643,7 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
     // dependents refer to them.
     let order = service_order(desired);
     let mut recreated: BTreeSet<String> = BTreeSet::new();
-    for name in &order {
+    for name in order.iter().filter(|n| scope.contains(n.as_str())) {
         let svc = &desired.services[name];
         let wanted = options.scale.get(name).copied().unwrap_or(svc.replicas);
         let mut deps: Vec<usize> = svc
@@ -487,9 +667,26 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
             .filter(|c| c.service == *name)
             .collect();
         existing.sort_by_key(|c| c.replica);
+        // A container that shares a recreated container's namespaces or volumes holds on
+        // to the old ones: it is recreated too (unless `--no-recreate`).
+        // (Its parents come earlier in `order`, so `recreated` already knows them.)
+        let parent_recreated = match policy(name) {
+            Policy::Never => None,
+            _ => svc
+                .shares
+                .iter()
+                .find(|(p, _)| recreated.contains(p))
+                .map(|(parent, field)| {
+                    if field == "volumes_from" {
+                        format!("volumes_from {parent} recreated")
+                    } else {
+                        format!("{field} service:{parent} recreated")
+                    }
+                }),
+        };
         let mut started = Vec::new();
         for replica in 1..=wanted {
-            let cname = container_name(&desired.project, name, replica);
+            let cname = svc.container_name(&desired.project, replica);
             match existing.iter().find(|c| c.replica == replica) {
                 None => {
                     let created = plan.push(
@@ -509,10 +706,10 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
                         started.push(created);
                     }
                 }
-                Some(c) => match recreate(c) {
+                Some(c) => match recreate(c).or_else(|| parent_recreated.clone()) {
                     Some(cause) => {
                         recreated.insert(name.clone());
-                        let tmp = format!("{}_{cname}", &c.id[..c.id.len().min(12)]);
+                        let tmp = format!("{}_{cname}", c.id.get(..12).unwrap_or(&c.id));
                         let created = plan.push(
                             format!("container:{tmp}"),
                             Operation::CreateContainer,
@@ -520,13 +717,13 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
                             &deps,
                         );
                         let stopped = plan.push(
-                            format!("container:{cname}"),
+                            format!("container:{}", c.name),
                             Operation::StopContainer,
                             "replaced",
                             &[created],
                         );
                         let removed = plan.push(
-                            format!("container:{cname}"),
+                            format!("container:{}", c.name),
                             Operation::RemoveContainer,
                             "replaced",
                             &[stopped],
@@ -637,7 +834,38 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
             ));
         }
     }
+    // Networks the Compose files no longer declare (a renamed key): `up` never removes a
+    // network, as Docker Compose does not; `down` does.
+    for (key, n) in &live.networks {
+        if !desired.networks.contains_key(key) {
+            plan.warnings.push(format!(
+                "network {:?} ({key}) is no longer in the Compose files; it is kept (`down` removes it)",
+                n.name
+            ));
+        }
+    }
     plan
+}
+
+/// Why `c`, whose config or image may have changed since it was created, is recreated by
+/// default: its config hash or its image digest differs (`None`: it is up to date).
+fn diverged(c: &LiveContainer, svc: &DesiredService, live: &Live) -> Option<String> {
+    if c.hash != svc.hash {
+        let fields = c
+            .config
+            .as_ref()
+            .map(|old| changed_fields(old, &svc.config))
+            .unwrap_or_default();
+        return Some(if fields.is_empty() {
+            "config hash diverged".to_string()
+        } else {
+            format!("config hash diverged: {}", fields.join(", "))
+        });
+    }
+    match (&c.image_digest, live.images.get(&svc.image)) {
+        (Some(running), Some(now)) if running != now => Some("image changed".into()),
+        _ => None,
+    }
 }
 
 /// The plan of `down`: every container of the project stopped and removed, then its

@@ -7,15 +7,43 @@ fn project(yaml: &str) -> Project {
     crate::compose::testing::project(yaml, "shop")
 }
 
+/// `yaml` loaded with `--profile` for each of `profiles`.
+fn project_with_profiles(yaml: &str, profiles: &[&str]) -> Project {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("compose.yaml"), yaml).expect("writing compose.yaml");
+    let options = crate::compose::LoadOptions {
+        files: vec![dir.path().join("compose.yaml")],
+        project_name: Some("shop".into()),
+        profiles: profiles.iter().map(|p| p.to_string()).collect(),
+        cwd: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    crate::compose::load(
+        &options,
+        &crate::compose::Environment::default(),
+        crate::compose::NormalizeOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"))
+    .project
+}
+
+/// What a completed `up` of `project` leaves (see [`up`]).
+fn up_project(project: &Project) -> Live {
+    live_of(&desired(project))
+}
+
 /// What a completed `up` of `yaml` leaves: every replica running, networks and volumes made.
 fn up(yaml: &str) -> Live {
-    let d = desired(&project(yaml));
+    live_of(&desired(&project(yaml)))
+}
+
+fn live_of(d: &Desired) -> Live {
     let mut live = Live::default();
     for svc in d.services.values() {
         for replica in 1..=svc.replicas {
             live.containers.push(LiveContainer {
                 id: format!("{:0>64}", format!("{}{replica}", svc.name.len())),
-                name: container_name(&d.project, &svc.name, replica),
+                name: svc.container_name(&d.project, replica),
                 service: svc.name.clone(),
                 replica,
                 hash: svc.hash.clone(),
@@ -438,4 +466,375 @@ fn a_completed_one_shot_job_is_not_run_again_but_a_stopped_service_is_started() 
         "  migrate:\n    image: busybox\n    restart: always\n",
     );
     assert!(!desired(&project(&restarting)).services["migrate"].one_shot);
+
+fn options(services: &[&str]) -> Options {
+    Options {
+        services: services.iter().map(|s| s.to_string()).collect(),
+        ..Options::default()
+    }
+}
+
+#[test]
+fn up_a_service_pulls_in_its_dependencies_and_nothing_else() {
+    insta::assert_snapshot!(plan(THREE_TIER, &Live::default(), &options(&["api"])), @r"
+    [] -> #1 volume:shop_data, CreateVolume, not found
+    [] -> #2 network:shop_back, CreateNetwork, not found
+    [] -> #3 network:shop_default, CreateNetwork, not found
+    [1,2] -> #4 container:shop-db-1, CreateContainer, not found
+    [4] -> #5 container:shop-db-1, StartContainer, created
+    [3,5] -> #6 container:shop-api-1, CreateContainer, not found
+    [6] -> #7 container:shop-api-1, StartContainer, created
+    ");
+}
+
+#[test]
+fn up_a_service_with_no_deps_plans_that_service_alone() {
+    let no_deps = Options {
+        no_deps: true,
+        ..options(&["api"])
+    };
+    insta::assert_snapshot!(plan(THREE_TIER, &Live::default(), &no_deps), @r"
+    [] -> #1 network:shop_default, CreateNetwork, not found
+    [1] -> #2 container:shop-api-1, CreateContainer, not found
+    [2] -> #3 container:shop-api-1, StartContainer, created
+    ");
+}
+
+#[test]
+fn up_a_service_leaves_the_others_changed_or_not() {
+    // web and db changed too, but only api is asked for (without its dependencies).
+    let after = with(THREE_TIER, "MODE: prod", "MODE: dev")
+        .replace("image: web:1", "image: web:2")
+        .replace("image: db:1", "image: db:2");
+    let no_deps = Options {
+        no_deps: true,
+        ..options(&["api"])
+    };
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &no_deps), @r"
+    [] -> #1 container:000000000000_shop-api-1, CreateContainer, config hash diverged: environment.MODE
+    [1] -> #2 container:shop-api-1, StopContainer, replaced
+    [2] -> #3 container:shop-api-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-api-1, RenameContainer, to shop-api-1
+    [4] -> #5 container:shop-api-1, StartContainer, recreated
+    ");
+}
+
+#[test]
+fn force_recreate_recreates_the_targeted_services_not_their_dependencies() {
+    let force = Options {
+        force_recreate: true,
+        ..options(&["api"])
+    };
+    insta::assert_snapshot!(plan(THREE_TIER, &up(THREE_TIER), &force), @r"
+    [] -> #1 container:000000000000_shop-api-1, CreateContainer, --force-recreate
+    [1] -> #2 container:shop-api-1, StopContainer, replaced
+    [2] -> #3 container:shop-api-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-api-1, RenameContainer, to shop-api-1
+    [4] -> #5 container:shop-api-1, StartContainer, recreated
+    ");
+}
+
+#[test]
+fn no_recreate_keeps_a_changed_container_and_still_starts_a_stopped_one() {
+    let after = with(THREE_TIER, "image: db:1", "image: db:2");
+    let mut live = up(THREE_TIER);
+    live.containers
+        .iter_mut()
+        .for_each(|c| c.running = c.service != "db");
+    let keep = Options {
+        no_recreate: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(&after, &live, &keep), @"[] -> #1 container:shop-db-1, StartContainer, not running");
+}
+
+#[test]
+fn always_recreate_deps_recreates_the_dependencies_of_the_named_service() {
+    let deps = Options {
+        always_recreate_deps: true,
+        ..options(&["api"])
+    };
+    insta::assert_snapshot!(plan(THREE_TIER, &up(THREE_TIER), &deps), @r"
+    [] -> #1 container:000000000000_shop-db-1, CreateContainer, --always-recreate-deps
+    [1] -> #2 container:shop-db-1, StopContainer, replaced
+    [2] -> #3 container:shop-db-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-db-1, RenameContainer, to shop-db-1
+    [4] -> #5 container:shop-db-1, StartContainer, recreated
+    ");
+    // With no service named every service is targeted: nothing is only a dependency.
+    let all = Options {
+        always_recreate_deps: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(THREE_TIER, &up(THREE_TIER), &all), @"(nothing to do)");
+}
+
+const ANONYMOUS: &str = r#"
+services:
+  web:
+    image: web:1
+    volumes: [/cache]
+  api:
+    image: api:1
+    environment: {MODE: prod}
+"#;
+
+#[test]
+fn renew_anon_volumes_recreates_containers_that_have_some() {
+    let renew = Options {
+        renew_anon_volumes: true,
+        ..Options::default()
+    };
+    let d = desired(&project(ANONYMOUS));
+    assert!(d.services["web"].anonymous_volumes);
+    assert!(!d.services["api"].anonymous_volumes);
+    insta::assert_snapshot!(plan(ANONYMOUS, &up(ANONYMOUS), &renew), @r"
+    [] -> #1 container:000000000000_shop-web-1, CreateContainer, --renew-anon-volumes
+    [1] -> #2 container:shop-web-1, StopContainer, replaced
+    [2] -> #3 container:shop-web-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-web-1, RenameContainer, to shop-web-1
+    [4] -> #5 container:shop-web-1, StartContainer, recreated
+    ");
+    // A container recreated anyway says its anonymous volumes are renewed.
+    let after = with(ANONYMOUS, "image: web:1", "image: web:2");
+    let text = plan(&after, &up(ANONYMOUS), &renew);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("config hash diverged: image (--renew-anon-volumes)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn no_start_recreates_without_starting() {
+    let after = with(THREE_TIER, "MODE: prod", "MODE: dev");
+    let no_start = Options {
+        no_start: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &no_start), @r"
+    [] -> #1 container:000000000000_shop-api-1, CreateContainer, config hash diverged: environment.MODE
+    [1] -> #2 container:shop-api-1, StopContainer, replaced
+    [2] -> #3 container:shop-api-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-api-1, RenameContainer, to shop-api-1
+    ");
+}
+
+#[test]
+fn scale_to_zero_removes_every_replica() {
+    let mut zero = Options::default();
+    zero.scale.insert("web".into(), 0);
+    insta::assert_snapshot!(plan(THREE_TIER, &up(THREE_TIER), &zero), @r"
+    [] -> #1 container:shop-web-1, StopContainer, scale down
+    [1] -> #2 container:shop-web-1, RemoveContainer, scale down
+    ");
+    // And `scale: 0` in the file does the same.
+    let file = with(THREE_TIER, "image: web:1", "image: web:1\n    scale: 0");
+    assert_eq!(
+        plan(&file, &up(THREE_TIER), &Options::default()),
+        plan(THREE_TIER, &up(THREE_TIER), &zero)
+    );
+}
+
+#[test]
+fn a_service_removed_with_remove_orphans_goes_and_its_network_is_kept() {
+    // db removed (api no longer depends on it): its container goes, the `back` network it
+    // alone used is kept with a warning.
+    let after = THREE_TIER
+        .replace(
+            "    depends_on:\n      db: {condition: service_healthy}\n",
+            "",
+        )
+        .replace(
+            "  db:\n    image: db:1\n    volumes: [data:/var/lib/db]\n    networks: [back]\n",
+            "",
+        )
+        .replace("networks:\n  back: {}\n", "");
+    let remove = Options {
+        remove_orphans: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &remove), @r#"
+    [] -> #1 container:shop-db-1, StopContainer, orphaned
+    [1] -> #2 container:shop-db-1, RemoveContainer, orphaned
+    warning: network "shop_back" (back) is no longer in the Compose files; it is kept (`down` removes it)
+    "#);
+}
+
+const SIDECAR: &str = r#"
+services:
+  app:
+    image: app:1
+  proxy:
+    image: proxy:1
+    network_mode: "service:app"
+  backup:
+    image: backup:1
+    volumes_from: [app]
+"#;
+
+#[test]
+fn a_recreated_service_recreates_those_that_share_its_namespaces() {
+    let after = with(SIDECAR, "image: app:1", "image: app:2");
+    insta::assert_snapshot!(plan(&after, &up(SIDECAR), &Options::default()), @r"
+    [] -> #1 container:000000000000_shop-app-1, CreateContainer, config hash diverged: image
+    [1] -> #2 container:shop-app-1, StopContainer, replaced
+    [2] -> #3 container:shop-app-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-app-1, RenameContainer, to shop-app-1
+    [4] -> #5 container:shop-app-1, StartContainer, recreated
+    [5] -> #6 container:000000000000_shop-backup-1, CreateContainer, volumes_from app recreated
+    [6] -> #7 container:shop-backup-1, StopContainer, replaced
+    [7] -> #8 container:shop-backup-1, RemoveContainer, replaced
+    [8] -> #9 container:000000000000_shop-backup-1, RenameContainer, to shop-backup-1
+    [9] -> #10 container:shop-backup-1, StartContainer, recreated
+    [5] -> #11 container:000000000000_shop-proxy-1, CreateContainer, network_mode service:app recreated
+    [11] -> #12 container:shop-proxy-1, StopContainer, replaced
+    [12] -> #13 container:shop-proxy-1, RemoveContainer, replaced
+    [13] -> #14 container:000000000000_shop-proxy-1, RenameContainer, to shop-proxy-1
+    [14] -> #15 container:shop-proxy-1, StartContainer, recreated
+    ");
+    // `--no-recreate` holds for them too.
+    let keep = Options {
+        no_recreate: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(&after, &up(SIDECAR), &keep), @"(nothing to do)");
+}
+
+#[test]
+fn a_renamed_network_key_creates_the_new_network_and_keeps_the_old() {
+    let after = THREE_TIER
+        .replace("    networks: [back]", "    networks: [backend]")
+        .replace("  back: {}", "  backend: {}");
+    insta::assert_snapshot!(plan(&after, &up(THREE_TIER), &Options::default()), @r#"
+    [] -> #1 network:shop_backend, CreateNetwork, not found
+    [1] -> #2 container:000000000000_shop-db-1, CreateContainer, config hash diverged: networks.back, networks.backend
+    [2] -> #3 container:shop-db-1, StopContainer, replaced
+    [3] -> #4 container:shop-db-1, RemoveContainer, replaced
+    [4] -> #5 container:000000000000_shop-db-1, RenameContainer, to shop-db-1
+    [5] -> #6 container:shop-db-1, StartContainer, recreated
+    warning: network "shop_back" (back) is no longer in the Compose files; it is kept (`down` removes it)
+    "#);
+}
+
+#[test]
+fn an_external_network_is_used_as_it_is() {
+    let yaml = with(
+        THREE_TIER,
+        "  back: {}",
+        "  back: {external: true, name: shared}",
+    );
+    // Fresh: everything but the external network is created.
+    insta::assert_snapshot!(plan(&yaml, &Live::default(), &Options::default()), @r"
+    [] -> #1 volume:shop_data, CreateVolume, not found
+    [] -> #2 network:shop_default, CreateNetwork, not found
+    [1] -> #3 container:shop-db-1, CreateContainer, not found
+    [3] -> #4 container:shop-db-1, StartContainer, created
+    [2,4] -> #5 container:shop-api-1, CreateContainer, not found
+    [5] -> #6 container:shop-api-1, StartContainer, created
+    [2,6] -> #7 container:shop-web-1, CreateContainer, not found
+    [7] -> #8 container:shop-web-1, StartContainer, created
+    ");
+    // Its definition changed: still nothing done to it.
+    let after = with(&yaml, "name: shared", "name: shared, labels: {a: b}");
+    insta::assert_snapshot!(plan(&after, &up(&yaml), &Options::default()), @"(nothing to do)");
+}
+
+#[test]
+fn container_name_services_are_planned_under_their_names() {
+    let named = with(
+        THREE_TIER,
+        "image: db:1",
+        "image: db:1\n    container_name: shop-database",
+    );
+    insta::assert_snapshot!(plan(&named, &Live::default(), &options(&["db"])), @r"
+    [] -> #1 volume:shop_data, CreateVolume, not found
+    [] -> #2 network:shop_back, CreateNetwork, not found
+    [1,2] -> #3 container:shop-database, CreateContainer, not found
+    [3] -> #4 container:shop-database, StartContainer, created
+    ");
+    // Setting container_name on a running service replaces its container under the new name.
+    insta::assert_snapshot!(plan(&named, &up(THREE_TIER), &Options::default()), @r"
+    [] -> #1 container:000000000000_shop-database, CreateContainer, config hash diverged: container_name
+    [1] -> #2 container:shop-db-1, StopContainer, replaced
+    [2] -> #3 container:shop-db-1, RemoveContainer, replaced
+    [3] -> #4 container:000000000000_shop-database, RenameContainer, to shop-database
+    [4] -> #5 container:shop-database, StartContainer, recreated
+    ");
+}
+
+#[test]
+fn a_profile_enabled_creates_its_service_and_disabled_makes_it_an_orphan() {
+    let profiled = with(
+        THREE_TIER,
+        "  db:\n",
+        "  debug:\n    image: debug:1\n    profiles: [tools]\n  db:\n",
+    );
+    let without = project_with_profiles(&profiled, &[]);
+    let with_tools = project_with_profiles(&profiled, &["tools"]);
+    // Enabled: created.
+    let p = diff(
+        &desired(&with_tools),
+        &up_project(&without),
+        &Options::default(),
+    );
+    insta::assert_snapshot!(p.to_string(), @r"
+    [] -> #1 container:shop-debug-1, CreateContainer, not found
+    [1] -> #2 container:shop-debug-1, StartContainer, created
+    ");
+    // Disabled again: an orphan.
+    let p = diff(
+        &desired(&without),
+        &up_project(&with_tools),
+        &Options::default(),
+    );
+    insta::assert_snapshot!(p.to_string(), @"warning: found orphan containers (shop-debug-1) for this project; remove them with --remove-orphans");
+}
+
+#[test]
+fn a_changed_volume_label_is_a_warning_and_the_container_is_kept() {
+    let after = with(
+        THREE_TIER,
+        "  data: {}",
+        "  data: {labels: {backup: daily}}",
+    );
+    let text = plan(&after, &up(THREE_TIER), &Options::default());
+    assert!(!text.contains("container:"), "{text}");
+    insta::assert_snapshot!(text, @r#"warning: volume "shop_data" exists with another configuration; it is kept (remove it with `down -v` to recreate it)"#);
+}
+
+#[test]
+fn config_diff_shows_the_changed_lines_only() {
+    let old = serde_json::json!({"image": "api:1", "environment": {"MODE": "prod", "A": "1"}});
+    let new = serde_json::json!({"environment": {"A": "1", "MODE": "dev"}, "image": "api:1"});
+    insta::assert_snapshot!(config_diff(&old, &new), @r#"
+    --- live
+    +++ compose
+    @@ -2,5 +2,5 @@
+       "environment": {
+         "A": "1",
+    -    "MODE": "prod"
+    +    "MODE": "dev"
+       },
+       "image": "api:1"
+    "#);
+    assert_eq!(config_diff(&old, &old), "");
+}
+
+#[test]
+fn replaced_by_names_the_container_a_replacement_replaces() {
+    let after = with(THREE_TIER, "MODE: prod", "MODE: dev");
+    let p = diff(
+        &desired(&project(&after)),
+        &up(THREE_TIER),
+        &Options::default(),
+    );
+    let replaced: Vec<(usize, &str)> = p
+        .steps
+        .iter()
+        .filter_map(|s| p.replaced_by(s).map(|r| (s.id, r)))
+        .collect();
+    assert_eq!(replaced, [(1, "shop-api-1")]);
 }

@@ -328,6 +328,30 @@ fn plan_of_a_project_nothing_of_which_exists_yet() {
         })
         .count();
     assert_eq!(webs, 2);
+    // `plan SERVICE --no-deps`: that service and the network it uses, nothing else.
+    let one = wharf()
+        .current_dir(&example)
+        .env("WHARF_ROOT", root.path())
+        .args(["plan", "api", "--no-deps"])
+        .output()
+        .unwrap();
+    insta::assert_snapshot!(String::from_utf8_lossy(&one.stdout), @r"
+    [] -> #1 network:three-tier_back, CreateNetwork, not found
+    [1] -> #2 container:three-tier-api-1, CreateContainer, not found
+    [2] -> #3 container:three-tier-api-1, StartContainer, created
+    ");
+    let unknown = wharf()
+        .current_dir(&example)
+        .env("WHARF_ROOT", root.path())
+        .args(["plan", "nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no such service: nosuch"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
     // Nothing was created by planning.
     assert!(std::fs::read_dir(root.path()).unwrap().next().is_none());
 }

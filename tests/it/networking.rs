@@ -1125,7 +1125,11 @@ fn wharf_down_removes_everything_of_the_project_from_the_state_alone() {
     let out = down(&["-v", "-t", "1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("RemoveNetwork: done"), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(" Network ") && l.ends_with("  Removed")),
+        "{err}"
+    );
     assert!(!volume.exists(), "the volume is left");
     assert!(net.nets.sandboxes().unwrap().is_empty());
     assert!(net.nets.networks().unwrap().is_empty());
