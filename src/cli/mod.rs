@@ -10,10 +10,17 @@ mod down;
 mod exec;
 mod graph;
 mod image;
+mod logs;
+mod ls;
 mod plan;
 mod port;
 mod progress;
+mod ps;
 mod pull;
+mod records;
+mod table;
+mod top;
+mod when;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -99,6 +106,14 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Print the public port for a port binding
     Port(port::PortArgs),
+    /// List the project's containers
+    Ps(ps::PsArgs),
+    /// List the Compose projects on this host
+    Ls(ls::LsArgs),
+    /// Display the running processes of the project's containers
+    Top(top::TopArgs),
+    /// View output from the project's containers
+    Logs(logs::LogsArgs),
     /// Stop and remove the project's containers and networks (-v: and its volumes)
     Down(down::DownArgs),
     /// Show what `up` would change, without changing anything (exit 2 when changes are pending)
@@ -192,6 +207,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => pull::run_images(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
+        Command::Ps(args) => ps::run(&cli.global, args),
+        Command::Ls(args) => ls::run(&cli.global, args),
+        Command::Top(args) => top::run(&cli.global, args),
+        Command::Logs(args) => logs::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
