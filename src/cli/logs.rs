@@ -49,6 +49,11 @@ pub struct LogsArgs {
     /// Index of the container if the service has several replicas
     #[arg(long)]
     pub index: Option<u64>,
+    /// Compose configuration files, as `--file` only: after `logs`, `-f` is `--follow`
+    /// (as in Docker Compose, where `-f FILE` goes before the command). Declaring the id
+    /// here keeps clap from giving this command the global `-f`.
+    #[arg(long = "file", hide = true)]
+    pub file: Vec<std::path::PathBuf>,
     /// Only these services
     pub service: Vec<String>,
 }
@@ -186,7 +191,9 @@ struct Followed {
 }
 
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let (project_name, project) = records::project(global)?;
+    let mut global = global.clone();
+    global.file.extend(args.file.iter().cloned());
+    let (project_name, project) = records::project(&global)?;
     let runtime = records::runtime()?;
     let now = nanos_of(SystemTime::now());
     let tail = parse_tail(&args.tail)?;
@@ -455,6 +462,22 @@ mod tests {
         <ESC>[36mweb-2  | <ESC>[0mhello
         <ESC>[33mdb-1   | <ESC>[0mhello
         ");
+    }
+
+    #[test]
+    fn dash_f_after_logs_is_follow_and_before_it_the_file() {
+        use clap::{CommandFactory, Parser};
+        crate::cli::Cli::command().debug_assert();
+        let cli = crate::cli::Cli::try_parse_from(["wharf", "-f", "x.yaml", "logs", "-f", "web"])
+            .expect("parses");
+        assert_eq!(cli.global.file, [std::path::PathBuf::from("x.yaml")]);
+        match cli.command {
+            crate::cli::Command::Logs(a) => {
+                assert!(a.follow);
+                assert_eq!(a.service, ["web"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod image;
 mod layering;
 mod network;
 mod networking;
+mod ps;
 mod registry;
 // Not every test uses every helper of the harness.
 #[allow(dead_code)]
