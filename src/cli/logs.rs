@@ -1,7 +1,8 @@
 //! `wharf logs [SERVICE…]`: the output of the project's containers, as `docker compose
 //! logs` prints it — each line prefixed `web-1  | ` (padded to the longest name, coloured
 //! per service on a terminal), the containers' lines merged by time, with `--tail`,
-//! `--since`, `--until`, `-t`, `--no-log-prefix`, `--no-color`, `--index`.
+//! `--since`, `--until`, `-t`, `--no-log-prefix`, `--no-color`, `--index`. Without SERVICE
+//! arguments, every service but those with `attach: false`.
 //!
 //! `-f` follows the services rather than the containers: every poll (150 ms) it lists the
 //! project's containers again, so a replaced container (a new id under the same name), a new
@@ -219,9 +220,22 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
             },
         timestamps: args.timestamps,
     };
+    // Without SERVICE arguments, services with `attach: false` are left out (Docker
+    // Compose's rule).
+    let unattached: Vec<&String> = project
+        .iter()
+        .flat_map(|p| &p.services)
+        .filter(|(_, s)| s.attach == Some(false))
+        .map(|(name, _)| name)
+        .collect();
     let wanted = |c: &Container| {
-        (args.service.is_empty() || args.service.iter().any(|s| s == c.service()))
-            && args.index.is_none_or(|i| i == c.replica())
+        let service = c.service().to_string();
+        let chosen = if args.service.is_empty() {
+            !unattached.contains(&&service)
+        } else {
+            args.service.contains(&service)
+        };
+        chosen && args.index.is_none_or(|i| i == c.replica())
     };
     let listed = records::containers(&runtime, Some(&project_name));
     records::check_services(&args.service, project.as_ref(), &listed)?;
