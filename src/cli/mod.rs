@@ -14,14 +14,21 @@ mod image;
 mod kill;
 mod lifecycle;
 mod pause;
+mod logs;
+mod ls;
 mod plan;
 mod port;
 mod progress;
+mod ps;
 mod pull;
 mod rm;
 mod stop;
 mod up;
 mod wait;
+mod records;
+mod table;
+mod top;
+mod when;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -109,6 +116,14 @@ pub enum Command {
     Port(port::PortArgs),
     /// Create and start the project's containers: apply what `wharf plan` shows
     Up(up::UpArgs),
+    /// List the project's containers
+    Ps(ps::PsArgs),
+    /// List the Compose projects on this host
+    Ls(ls::LsArgs),
+    /// Display the running processes of the project's containers
+    Top(top::TopArgs),
+    /// View output from the project's containers
+    Logs(logs::LogsArgs),
     /// Stop and remove the project's containers and networks (-v: and its volumes)
     Down(down::DownArgs),
     /// Stop the project's running containers (dependents first)
@@ -214,6 +229,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => pull::run_images(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
+        Command::Ps(args) => ps::run(&cli.global, args),
+        Command::Ls(args) => ls::run(&cli.global, args),
+        Command::Top(args) => top::run(&cli.global, args),
+        Command::Logs(args) => logs::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),

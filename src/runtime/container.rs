@@ -63,6 +63,10 @@ pub struct LaunchConfig {
     /// What the reconciler compares on the next `up` (the runtime only keeps it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// When the container was created: RFC 3339 in UTC with nanoseconds (`None` in
+    /// records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 /// Where a container came from: the config hash and normalized service it was created

@@ -208,6 +208,7 @@ impl Runtime {
             joins,
             netns: options.netns.clone(),
             origin: options.origin.clone(),
+            created: Some(super::log::rfc3339_nanos(std::time::SystemTime::now())),
         };
         dir.write_config(&config)
             .map_err(|e| io("recording the configuration")(e.to_string()))?;

@@ -237,6 +237,178 @@ pub fn read_all(path: &Path, max_file: u32) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// Reads a log as it grows (`wharf logs -f`): [`Follower::open`] returns what the log
+/// holds now and a follower that continues exactly where that reading stopped, across
+/// rotation (the file renamed away and a new one begun: the old one is read to its end
+/// first) and truncation (`max-file` 1: read again from the start). A line still being
+/// written is held back until its newline arrives.
+#[derive(Debug)]
+pub struct Follower {
+    path: PathBuf,
+    max_file: u32,
+    file: Option<(File, u64)>,
+    offset: u64,
+    partial: Vec<u8>,
+    /// The first line of the current file, to notice it was truncated and written again.
+    head: Vec<u8>,
+}
+
+impl Follower {
+    /// Every entry of the log and its rotated files, oldest first (as [`read_all`]), and a
+    /// follower positioned after them. A log that does not exist yet is empty.
+    pub fn open(path: &Path, max_file: u32) -> Result<(Vec<Entry>, Follower)> {
+        use std::os::unix::fs::MetadataExt;
+        // The current file first, so that a rotation while the older ones are read is
+        // caught by the inode check rather than losing lines.
+        let file = match File::open(path) {
+            Ok(f) => {
+                let ino = f.metadata().map_err(io_err("inspecting", path))?.ino();
+                Some((f, ino))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("opening", path)(e)),
+        };
+        let older: Vec<PathBuf> = (1..max_file.max(1))
+            .rev()
+            .map(|n| numbered(path, n))
+            .collect();
+        let mut out = Vec::new();
+        for p in &older {
+            match fs::read(p) {
+                Ok(bytes) => out.extend(parse_lines(&bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("reading", p)(e)),
+            }
+        }
+        let mut follower = Follower {
+            path: path.to_path_buf(),
+            max_file: max_file.max(1),
+            file,
+            offset: 0,
+            partial: Vec::new(),
+            head: Vec::new(),
+        };
+        out.extend(follower.read_new()?);
+        Ok((out, follower))
+    }
+
+    /// The entries written since the last call (or since [`Follower::open`]).
+    pub fn read_new(&mut self) -> Result<Vec<Entry>> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        loop {
+            let now = match fs::metadata(&self.path) {
+                Ok(m) => Some((m.ino(), m.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_err("inspecting", &self.path)(e)),
+            };
+            match (&self.file, now) {
+                (Some((file, ino)), Some((now_ino, len))) if *ino == now_ino => {
+                    // Truncated in place (and perhaps written again): shorter than what
+                    // was read, or no longer starting with the line it started with.
+                    if len < self.offset || !self.starts_with_head(file) {
+                        let mut file = file;
+                        file.seek(SeekFrom::Start(0))
+                            .map_err(io_err("reading", &self.path))?;
+                        self.offset = 0;
+                        self.partial.clear();
+                        self.head.clear();
+                    }
+                    self.drain(&mut out)?;
+                    return Ok(out);
+                }
+                // Rotated (or created): the old file is read to its end, the files
+                // rotated after it (when it rotated more than once since the last call)
+                // in full, and the new one from its start.
+                (old, Some(_)) => {
+                    let old_ino = old.as_ref().map(|(_, ino)| *ino);
+                    self.drain(&mut out)?;
+                    if let Some(ino) = old_ino {
+                        out.extend(rotated_after(&self.path, self.max_file, ino)?);
+                    }
+                    let file = match File::open(&self.path) {
+                        Ok(f) => f,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+                        Err(e) => return Err(io_err("opening", &self.path)(e)),
+                    };
+                    let ino = file
+                        .metadata()
+                        .map_err(io_err("inspecting", &self.path))?
+                        .ino();
+                    self.file = Some((file, ino));
+                    self.offset = 0;
+                    self.partial.clear();
+                    self.head.clear();
+                }
+                (_, None) => {
+                    self.drain(&mut out)?;
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    /// Reads the current file to its end; complete lines become entries.
+    fn drain(&mut self, out: &mut Vec<Entry>) -> Result<()> {
+        use std::io::Read;
+        let Some((file, _)) = &mut self.file else {
+            return Ok(());
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(io_err("reading", &self.path))?;
+        let partial_start = self.offset - self.partial.len() as u64;
+        self.offset += bytes.len() as u64;
+        self.partial.extend_from_slice(&bytes);
+        if self.head.is_empty()
+            && partial_start == 0
+            && let Some(first) = self.partial.iter().position(|&b| b == b'\n')
+        {
+            self.head = self.partial[..=first].to_vec();
+        }
+        if let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') {
+            let rest = self.partial.split_off(end + 1);
+            out.extend(parse_lines(&self.partial));
+            self.partial = rest;
+        }
+        Ok(())
+    }
+
+    /// Whether `file` still begins with the first line read from it.
+    fn starts_with_head(&self, file: &File) -> bool {
+        use std::os::unix::fs::FileExt;
+        if self.head.is_empty() {
+            return true;
+        }
+        let mut buf = vec![0; self.head.len()];
+        file.read_exact_at(&mut buf, 0).is_ok() && buf == self.head
+    }
+}
+
+/// The entries of `path`'s rotated files newer than the one with inode `ino`.
+fn rotated_after(path: &Path, max_file: u32, ino: u64) -> Result<Vec<Entry>> {
+    use std::os::unix::fs::MetadataExt;
+    let at = (1..max_file).find(|&n| fs::metadata(numbered(path, n)).is_ok_and(|m| m.ino() == ino));
+    let mut out = Vec::new();
+    for n in (1..at.unwrap_or(1)).rev() {
+        let p = numbered(path, n);
+        match fs::read(&p) {
+            Ok(bytes) => out.extend(parse_lines(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("reading", &p)(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// The entries among `bytes`' lines; lines that are not entries are skipped.
+fn parse_lines(bytes: &[u8]) -> impl Iterator<Item = Entry> + '_ {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
+}
+
 /// `2026-11-23T17:32:05.123456789Z`.
 pub fn rfc3339_nanos(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -380,6 +552,70 @@ mod tests {
         }
         assert!(fs::metadata(&single).expect("exists").len() <= 200);
         assert!(!numbered(&single, 1).exists());
+    }
+
+    #[test]
+    fn a_follower_continues_across_appends_rotation_and_truncation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.log");
+        let logs = |v: Vec<Entry>| -> Vec<String> { v.into_iter().map(|e| e.log).collect() };
+        let (before, mut f) = Follower::open(&path, 3).expect("open");
+        assert!(before.is_empty(), "no log yet");
+        let rotation = Rotation {
+            max_size: Some(200),
+            max_file: 3,
+        };
+        let mut w = LogWriter::open(&path, rotation).expect("open");
+        w.write(Stream::Stdout, b"a\nb\n", at(1, 0)).expect("w");
+        assert_eq!(logs(f.read_new().expect("read")), ["a\n", "b\n"]);
+        assert!(f.read_new().expect("read").is_empty(), "nothing twice");
+        // Enough lines to rotate twice between two reads: nothing is lost or repeated
+        // as long as the follower's file is still among the kept ones.
+        for i in 0..4 {
+            w.write(Stream::Stdout, format!("r{i}\n").as_bytes(), at(2, 0))
+                .expect("w");
+        }
+        assert_eq!(
+            logs(f.read_new().expect("read")),
+            ["r0\n", "r1\n", "r2\n", "r3\n"]
+        );
+        // A half-written line waits for its newline.
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(br#"{"log":"half"#))
+            .expect("append");
+        assert!(f.read_new().expect("read").is_empty());
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(b"\\n\",\"stream\":\"stdout\",\"time\":\"t\"}\n"))
+            .expect("append");
+        assert_eq!(logs(f.read_new().expect("read")), ["half\n"]);
+        // A reopened follower sees the whole history, rotated files included.
+        let (all, _) = Follower::open(&path, 3).expect("open");
+        assert_eq!(logs(all).last().map(String::as_str), Some("half\n"));
+
+        // max-file 1: truncated in place, read again from the start.
+        let single = dir.path().join("s.log");
+        let mut w = LogWriter::open(
+            &single,
+            Rotation {
+                max_size: Some(100),
+                max_file: 1,
+            },
+        )
+        .expect("open");
+        let (_, mut f) = Follower::open(&single, 1).expect("open");
+        w.write(Stream::Stdout, b"one\n", at(1, 0)).expect("w");
+        assert_eq!(logs(f.read_new().expect("read")), ["one\n"]);
+        w.write(Stream::Stdout, b"second\n", at(1, 0)).expect("w");
+        assert!(fs::metadata(&single).expect("log").len() < 100, "truncated");
+        assert_eq!(
+            logs(f.read_new().expect("read")),
+            ["second\n"],
+            "rotated by truncation"
+        );
     }
 
     #[test]

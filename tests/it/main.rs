@@ -8,6 +8,7 @@ mod layering;
 mod lifecycle;
 mod network;
 mod networking;
+mod ps;
 mod registry;
 // Not every test uses every helper of the harness.
 #[allow(dead_code)]

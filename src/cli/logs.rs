@@ -1,0 +1,510 @@
+//! `wharf logs [SERVICE…]`: the output of the project's containers, as `docker compose
+//! logs` prints it — each line prefixed `web-1  | ` (padded to the longest name, coloured
+//! per service on a terminal), the containers' lines merged by time, with `--tail`,
+//! `--since`, `--until`, `-t`, `--no-log-prefix`, `--no-color`, `--index`. Without SERVICE
+//! arguments, every service but those with `attach: false`.
+//!
+//! `-f` follows the services rather than the containers: every poll (150 ms) it lists the
+//! project's containers again, so a replaced container (a new id under the same name), a new
+//! replica and a restarted container (its log keeps growing) are all followed; it ends when
+//! no followed container has been running for a short grace period, or — when a container
+//! appeared while following and has not started yet (a replacement being set up) — a longer
+//! one. The logic (selecting, merging, prefixing, when to stop) is pure and unit-tested;
+//! reading goes through the runtime's [`Follower`]. Nothing here changes the host.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Args;
+
+use super::records::{self, Container};
+use super::when::{Nanos, nanos_of, parse_point, parse_rfc3339};
+use super::{Ansi, ExitCode, GlobalArgs, print};
+use crate::runtime::container::Status;
+use crate::runtime::log::{Entry, Follower};
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs for each container, or `all`
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show logs since timestamp (2026-11-23T17:32:05Z) or relative (42m for 42 minutes)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (2026-11-23T17:32:05Z) or relative (42m for 42 minutes)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Don't print prefix in logs
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Produce monochrome output
+    #[arg(long)]
+    pub no_color: bool,
+    /// Index of the container if the service has several replicas
+    #[arg(long)]
+    pub index: Option<u64>,
+    /// Compose configuration files, as `--file` only: after `logs`, `-f` is `--follow`
+    /// (as in Docker Compose, where `-f FILE` goes before the command). Declaring the id
+    /// here keeps clap from giving this command the global `-f`.
+    #[arg(long = "file", hide = true)]
+    pub file: Vec<std::path::PathBuf>,
+    /// Only these services
+    pub service: Vec<String>,
+}
+
+/// How often `-f` looks for new lines and containers.
+pub const POLL: Duration = Duration::from_millis(150);
+/// How long `-f` waits, once nothing runs, for a container to come back.
+pub const GRACE: Duration = Duration::from_secs(1);
+/// How long it waits for a container that appeared while following to start.
+pub const REPLACE_GRACE: Duration = Duration::from_secs(10);
+
+/// Which entries of one container's log are shown: the last `tail` (all when `None`), then
+/// those from `since` to `until` (both inclusive), as Docker selects them.
+pub fn select(
+    entries: Vec<Entry>,
+    tail: Option<usize>,
+    since: Option<Nanos>,
+    until: Option<Nanos>,
+) -> Vec<Entry> {
+    let skip = tail.map_or(0, |t| entries.len().saturating_sub(t));
+    entries
+        .into_iter()
+        .skip(skip)
+        .filter(|e| {
+            let t = parse_rfc3339(&e.time);
+            since.is_none_or(|s| t.is_none_or(|t| t >= s))
+                && until.is_none_or(|u| t.is_none_or(|t| t <= u))
+        })
+        .collect()
+}
+
+/// A line to print: which container it came from (an index into the caller's list) and
+/// the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub source: usize,
+    pub entry: Entry,
+}
+
+/// The lines of several containers in time order; a container's own lines keep their
+/// order (a line without a readable time goes with the one before it).
+pub fn merge(per_source: Vec<Vec<Entry>>) -> Vec<Line> {
+    let mut keyed: Vec<(Nanos, Line)> = Vec::new();
+    for (source, entries) in per_source.into_iter().enumerate() {
+        let mut last = Nanos::MIN;
+        for entry in entries {
+            if let Some(t) = parse_rfc3339(&entry.time) {
+                last = last.max(t);
+            }
+            keyed.push((last, Line { source, entry }));
+        }
+    }
+    // Stable: equal times keep the sources' order.
+    keyed.sort_by_key(|(t, _)| *t);
+    keyed.into_iter().map(|(_, l)| l).collect()
+}
+
+/// How lines are decorated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Style {
+    pub prefix: bool,
+    pub color: bool,
+    pub timestamps: bool,
+}
+
+/// Docker Compose's prefix colours, in the order services get them.
+const COLORS: [&str; 10] = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
+
+/// Prefixes lines: `web-1  | ` padded to the longest name seen plus one, in the colour of
+/// the service.
+#[derive(Debug, Clone, Default)]
+pub struct Prefixer {
+    width: usize,
+    colors: BTreeMap<String, usize>,
+}
+
+impl Prefixer {
+    /// Notes a container's name and service (the width and colours grow as they come).
+    pub fn register(&mut self, name: &str, service: &str) {
+        self.width = self.width.max(name.chars().count() + 1);
+        let next = self.colors.len();
+        self.colors.entry(service.to_string()).or_insert(next);
+    }
+
+    /// The text printed for `entry` of container `name` of `service`.
+    pub fn line(&self, style: &Style, name: &str, service: &str, entry: &Entry) -> String {
+        let mut out = String::new();
+        if style.prefix {
+            let prefix = format!("{name:<width$} | ", width = self.width);
+            match self.colors.get(service).filter(|_| style.color) {
+                Some(i) => out.push_str(&format!(
+                    "\x1b[{}m{prefix}\x1b[0m",
+                    COLORS[i % COLORS.len()]
+                )),
+                None => out.push_str(&prefix),
+            }
+        }
+        if style.timestamps {
+            out.push_str(&entry.time);
+            out.push(' ');
+        }
+        out.push_str(&entry.log);
+        if !entry.log.ends_with('\n') {
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Whether `-f` goes on: while a followed container runs; for [`GRACE`] after the last one
+/// stopped; for [`REPLACE_GRACE`] while a container that appeared during the follow waits
+/// to be started.
+pub fn keep_following(any_active: bool, pending_new: bool, idle_for: Duration) -> bool {
+    any_active || idle_for < GRACE || (pending_new && idle_for < REPLACE_GRACE)
+}
+
+/// `all` or a number.
+fn parse_tail(text: &str) -> anyhow::Result<Option<usize>> {
+    if text == "all" {
+        return Ok(None);
+    }
+    // Docker reads a negative number as "all".
+    match text.parse::<i64>() {
+        Ok(n) if n < 0 => Ok(None),
+        Ok(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        Err(_) => anyhow::bail!("--tail {text:?}: a number or \"all\""),
+    }
+}
+
+/// A container being followed.
+struct Followed {
+    name: String,
+    service: String,
+    follower: Follower,
+}
+
+pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let mut global = global.clone();
+    global.file.extend(args.file.iter().cloned());
+    let (project_name, project) = records::project(&global)?;
+    let runtime = records::runtime()?;
+    let now = nanos_of(SystemTime::now());
+    let tail = parse_tail(&args.tail)?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_point(s, now))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|s| parse_point(s, now))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
+    let style = Style {
+        prefix: !args.no_log_prefix,
+        color: !args.no_color
+            && match global.ansi {
+                Ansi::Never => false,
+                Ansi::Always => true,
+                Ansi::Auto => std::io::stdout().is_terminal(),
+            },
+        timestamps: args.timestamps,
+    };
+    // Without SERVICE arguments, services with `attach: false` are left out (Docker
+    // Compose's rule).
+    let unattached: Vec<&String> = project
+        .iter()
+        .flat_map(|p| &p.services)
+        .filter(|(_, s)| s.attach == Some(false))
+        .map(|(name, _)| name)
+        .collect();
+    let wanted = |c: &Container| {
+        let service = c.service().to_string();
+        let chosen = if args.service.is_empty() {
+            !unattached.contains(&&service)
+        } else {
+            args.service.contains(&service)
+        };
+        chosen && args.index.is_none_or(|i| i == c.replica())
+    };
+    let listed = records::containers(&runtime, Some(&project_name));
+    records::check_services(&args.service, project.as_ref(), &listed)?;
+    let mut prefixer = Prefixer::default();
+    let mut followed: BTreeMap<String, Followed> = BTreeMap::new();
+    let mut batches = Vec::new();
+    let mut order = Vec::new();
+    for c in listed.iter().filter(|c| wanted(c)) {
+        let (entries, follower) = open(&runtime, c)?;
+        let f = new_followed(&mut prefixer, &project_name, c, follower);
+        batches.push(select(entries, tail, since, until));
+        order.push(c.id.clone());
+        followed.insert(c.id.clone(), f);
+    }
+    emit(&prefixer, &style, &followed, &order, batches)?;
+    if !args.follow {
+        return Ok(0);
+    }
+    let mut appeared: Vec<String> = Vec::new();
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        std::thread::sleep(POLL);
+        let listed: Vec<Container> = records::containers(&runtime, Some(&project_name))
+            .into_iter()
+            .filter(|c| wanted(c))
+            .collect();
+        let mut order = Vec::new();
+        let mut batches = Vec::new();
+        for (id, f) in followed.iter_mut() {
+            let entries = f.follower.read_new().unwrap_or_default();
+            order.push(id.clone());
+            batches.push(select(entries, None, since, until));
+        }
+        let new: Vec<&Container> = listed
+            .iter()
+            .filter(|c| !followed.contains_key(&c.id))
+            .collect();
+        for c in new {
+            let Ok((entries, follower)) = open(&runtime, c) else {
+                continue;
+            };
+            let f = new_followed(&mut prefixer, &project_name, c, follower);
+            batches.push(select(entries, None, since, until));
+            order.push(c.id.clone());
+            appeared.push(c.id.clone());
+            followed.insert(c.id.clone(), f);
+        }
+        emit(&prefixer, &style, &followed, &order, batches)?;
+        // A removed container's log was read to its end above.
+        followed.retain(|id, _| listed.iter().any(|c| &c.id == id));
+        let any_active = listed.iter().any(|c| c.state.is_active());
+        let pending_new = listed
+            .iter()
+            .any(|c| c.state.status == Status::Created && appeared.contains(&c.id));
+        let idle_for = match (any_active, idle_since) {
+            (true, _) => {
+                idle_since = None;
+                Duration::ZERO
+            }
+            (false, Some(t)) => t.elapsed(),
+            (false, None) => {
+                idle_since = Some(Instant::now());
+                Duration::ZERO
+            }
+        };
+        if !keep_following(any_active, pending_new, idle_for) {
+            return Ok(0);
+        }
+    }
+}
+
+fn open(
+    runtime: &crate::runtime::Runtime,
+    c: &Container,
+) -> anyhow::Result<(Vec<Entry>, Follower)> {
+    let path = runtime.dir(&c.id).log_path();
+    Ok(Follower::open(
+        &path,
+        c.config.spec.logging.max_file.max(1),
+    )?)
+}
+
+fn new_followed(
+    prefixer: &mut Prefixer,
+    project: &str,
+    c: &Container,
+    follower: Follower,
+) -> Followed {
+    let name = records::short_name(project, c.service(), c.replica(), c.name());
+    prefixer.register(&name, c.service());
+    Followed {
+        name,
+        service: c.service().to_string(),
+        follower,
+    }
+}
+
+/// Prints the batches (one per id of `order`) merged by time.
+fn emit(
+    prefixer: &Prefixer,
+    style: &Style,
+    followed: &BTreeMap<String, Followed>,
+    order: &[String],
+    batches: Vec<Vec<Entry>>,
+) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for line in merge(batches) {
+        if let Some(f) = order.get(line.source).and_then(|id| followed.get(id)) {
+            text.push_str(&prefixer.line(style, &f.name, &f.service, &line.entry));
+        }
+    }
+    if !text.is_empty() {
+        print(&text)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::log::Stream;
+
+    fn e(time: &str, log: &str) -> Entry {
+        Entry {
+            log: log.into(),
+            stream: Stream::Stdout,
+            time: time.into(),
+        }
+    }
+
+    fn t(s: u32) -> String {
+        format!("2026-11-23T17:32:{s:02}.000000000Z")
+    }
+
+    fn logs(v: &[Entry]) -> Vec<&str> {
+        v.iter().map(|e| e.log.as_str()).collect()
+    }
+
+    #[test]
+    fn tail_then_since_and_until() {
+        let all: Vec<Entry> = (0..6).map(|s| e(&t(s), &format!("l{s}\n"))).collect();
+        let at = |s: u32| parse_rfc3339(&t(s));
+        assert_eq!(logs(&select(all.clone(), None, None, None)).len(), 6);
+        assert_eq!(
+            logs(&select(all.clone(), Some(2), None, None)),
+            ["l4\n", "l5\n"]
+        );
+        assert_eq!(logs(&select(all.clone(), Some(0), None, None)).len(), 0);
+        assert_eq!(
+            logs(&select(all.clone(), None, at(2), at(3))),
+            ["l2\n", "l3\n"],
+            "both ends inclusive"
+        );
+        assert_eq!(
+            logs(&select(all.clone(), Some(3), at(1), None)),
+            ["l3\n", "l4\n", "l5\n"]
+        );
+        assert_eq!(parse_tail("all").unwrap(), None);
+        assert_eq!(parse_tail("5").unwrap(), Some(5));
+        assert_eq!(parse_tail("-1").unwrap(), None);
+        assert!(parse_tail("many").is_err());
+    }
+
+    #[test]
+    fn lines_merge_by_time_and_keep_each_containers_order() {
+        let a = vec![
+            e(&t(1), "a1\n"),
+            e(&t(3), "a3\n"),
+            e("torn", "a?\n"),
+            e(&t(5), "a5\n"),
+        ];
+        let b = vec![e(&t(2), "b2\n"), e(&t(3), "b3\n"), e(&t(4), "b4\n")];
+        let merged: Vec<(usize, String)> = merge(vec![a, b])
+            .into_iter()
+            .map(|l| (l.source, l.entry.log.trim().to_string()))
+            .collect();
+        let want = [
+            (0, "a1"),
+            (1, "b2"),
+            (0, "a3"),
+            (0, "a?"),
+            (1, "b3"),
+            (1, "b4"),
+            (0, "a5"),
+        ];
+        assert_eq!(
+            merged,
+            want.map(|(s, l)| (s, l.to_string())),
+            "a torn time goes with the line before"
+        );
+    }
+
+    #[test]
+    fn prefixes_are_padded_coloured_per_service_and_optional() {
+        let mut p = Prefixer::default();
+        p.register("web-1", "web");
+        p.register("web-2", "web");
+        p.register("db-1", "db");
+        let entry = e(&t(1), "hello\n");
+        let plain = Style {
+            prefix: true,
+            color: false,
+            timestamps: false,
+        };
+        let mut text = String::new();
+        for (name, service) in [("web-1", "web"), ("db-1", "db")] {
+            text.push_str(&p.line(&plain, name, service, &entry));
+        }
+        text.push_str(&p.line(
+            &Style {
+                timestamps: true,
+                ..plain.clone()
+            },
+            "db-1",
+            "db",
+            &e(&t(2), "no newline"),
+        ));
+        text.push_str(&p.line(
+            &Style {
+                prefix: false,
+                ..plain.clone()
+            },
+            "db-1",
+            "db",
+            &entry,
+        ));
+        let color = Style {
+            color: true,
+            ..plain.clone()
+        };
+        text.push_str(&p.line(&color, "web-2", "web", &entry));
+        text.push_str(&p.line(&color, "db-1", "db", &entry));
+        insta::assert_snapshot!(text.replace('\x1b', "<ESC>"), @r"
+        web-1  | hello
+        db-1   | hello
+        db-1   | 2026-11-23T17:32:02.000000000Z no newline
+        hello
+        <ESC>[36mweb-2  | <ESC>[0mhello
+        <ESC>[33mdb-1   | <ESC>[0mhello
+        ");
+    }
+
+    #[test]
+    fn dash_f_after_logs_is_follow_and_before_it_the_file() {
+        use clap::{CommandFactory, Parser};
+        crate::cli::Cli::command().debug_assert();
+        let cli = crate::cli::Cli::try_parse_from(["wharf", "-f", "x.yaml", "logs", "-f", "web"])
+            .expect("parses");
+        assert_eq!(cli.global.file, [std::path::PathBuf::from("x.yaml")]);
+        match cli.command {
+            crate::cli::Command::Logs(a) => {
+                assert!(a.follow);
+                assert_eq!(a.service, ["web"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn following_stops_after_the_grace_unless_a_replacement_is_pending() {
+        let ms = Duration::from_millis;
+        assert!(keep_following(true, false, ms(60_000)));
+        assert!(keep_following(false, false, ms(0)));
+        assert!(keep_following(false, false, ms(900)));
+        assert!(!keep_following(false, false, ms(1000)));
+        assert!(
+            keep_following(false, true, ms(5000)),
+            "a new container may start"
+        );
+        assert!(!keep_following(false, true, ms(10_000)));
+    }
+}
