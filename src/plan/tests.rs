@@ -466,6 +466,7 @@ fn a_completed_one_shot_job_is_not_run_again_but_a_stopped_service_is_started() 
         "  migrate:\n    image: busybox\n    restart: always\n",
     );
     assert!(!desired(&project(&restarting)).services["migrate"].one_shot);
+}
 
 fn options(services: &[&str]) -> Options {
     Options {
