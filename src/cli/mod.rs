@@ -23,6 +23,7 @@ mod ps;
 mod pull;
 mod records;
 mod rm;
+mod start;
 mod stop;
 mod table;
 mod top;
@@ -116,6 +117,10 @@ pub enum Command {
     Port(port::PortArgs),
     /// Create and start the project's containers: apply what `wharf plan` shows
     Up(up::UpArgs),
+    /// Start the project's existing containers
+    Start(start::StartArgs),
+    /// Restart the project's containers
+    Restart(start::RestartArgs),
     /// List the project's containers
     Ps(ps::PsArgs),
     /// List the Compose projects on this host
@@ -235,6 +240,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
+        Command::Start(args) => start::run_start(&cli.global, args),
+        Command::Restart(args) => start::run_restart(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Stop(args) => stop::run(&cli.global, args),
         Command::Kill(args) => kill::run(&cli.global, args),

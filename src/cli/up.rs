@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::apply_progress::ApplyProgress;
 use super::image::{open_store, state_root};
+use super::progress::Mode;
 use super::{ExitCode, GlobalArgs, load_project, print};
 use crate::apply::linux::{LinuxDriver, UpContext, Wait, condition};
-use crate::apply::{Observer, Outcome};
 use crate::compose::NormalizeOptions;
 use crate::compose::model::{DependencyCondition, Project};
 use crate::network::linux::Networks;
-use crate::plan::{Options, Step, desired, diff};
+use crate::plan::{Options, desired, diff};
 use crate::runtime::Runtime;
 use crate::runtime::cgroupfs::Hierarchies;
 use crate::runtime::container::{State, Status};
@@ -172,6 +173,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         },
     );
     if !plan.is_empty() {
+        let mode = Mode::resolve(global.progress, false);
         let parallel = usize::try_from(global.parallel)
             .unwrap_or(usize::MAX)
             .max(1);
@@ -182,11 +184,13 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
                 &plan,
                 Arc::new(driver),
                 parallel,
-                Arc::new(Lines),
+                Arc::new(ApplyProgress::new(mode, Box::new(std::io::stderr()))),
             ));
         if !report.succeeded() {
-            for f in report.failures(&plan) {
-                eprintln!("ERROR: {f}");
+            if mode != Mode::Json {
+                for f in report.failures(&plan) {
+                    eprintln!("error: {f}");
+                }
             }
             return Ok(1);
         }
@@ -195,44 +199,6 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         return wait(&project, &runtime, wait_timeout, args.format);
     }
     Ok(0)
-}
-
-/// Plain progress lines, Docker Compose's wording (` Container shop-web-1  Started`).
-struct Lines;
-
-fn kind_and_name(step: &Step) -> (String, &str) {
-    let (kind, name) = step
-        .resource
-        .split_once(':')
-        .unwrap_or(("", &step.resource));
-    let mut kind = kind.to_string();
-    if let Some(first) = kind.get_mut(..1) {
-        first.make_ascii_uppercase();
-    }
-    (kind, name)
-}
-
-impl Observer for Lines {
-    fn finished(&self, step: &Step, outcome: &Outcome) {
-        use crate::plan::Operation::*;
-        let (kind, name) = kind_and_name(step);
-        let done = match step.operation {
-            CreateNetwork | CreateVolume | CreateContainer => "Created",
-            RemoveNetwork | RemoveVolume | RemoveContainer => "Removed",
-            StartContainer => "Started",
-            StopContainer => "Stopped",
-            RenameContainer => "Recreated",
-            ConnectNetwork => "Connected",
-            DisconnectNetwork => "Disconnected",
-        };
-        match outcome {
-            Outcome::Done => eprintln!(" {kind} {name}  {done}"),
-            Outcome::Failed(m) => eprintln!(" {kind} {name}  Error {m}"),
-            Outcome::Skipped { because } => {
-                eprintln!(" {kind} {name}  Skipped (#{because} failed)")
-            }
-        }
-    }
 }
 
 /// One service's state at the end of `--wait`.
@@ -391,22 +357,6 @@ mod tests {
         assert_eq!(
             readiness(&[&State::created()], false, false),
             Wait::Pending("running")
-        );
-    }
-
-    #[test]
-    fn progress_lines_name_the_resource_kind() {
-        let step = Step {
-            id: 1,
-            resource: "network:shop_default".into(),
-            operation: crate::plan::Operation::CreateNetwork,
-            cause: String::new(),
-            deps: vec![],
-            target: None,
-        };
-        assert_eq!(
-            kind_and_name(&step),
-            ("Network".to_string(), "shop_default")
         );
     }
 }

@@ -962,3 +962,47 @@ fn service_order(desired: &Desired) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// The plan of `start` (`restart: false`) or `restart`: the existing containers of
+/// `services` (every service when empty) started, dependencies first; with `restart`,
+/// running ones stopped first. Nothing is created or recreated: a service without a
+/// container is left to `up`.
+pub fn start(desired: &Desired, live: &Live, services: &[String], restart: bool) -> Plan {
+    let mut plan = Plan::default();
+    let mut started: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let chosen = |s: &str| services.is_empty() || services.iter().any(|x| x == s);
+    let order = service_order(desired);
+    let mut containers: Vec<&LiveContainer> = live.containers.iter().collect();
+    containers.sort_by_key(|c| {
+        (
+            order
+                .iter()
+                .position(|s| *s == c.service)
+                .unwrap_or(usize::MAX),
+            c.replica,
+        )
+    });
+    for c in containers.into_iter().filter(|c| chosen(&c.service)) {
+        let resource = format!("container:{}", c.name);
+        let mut deps: Vec<usize> = desired
+            .services
+            .get(&c.service)
+            .map(|s| {
+                s.deps
+                    .iter()
+                    .flat_map(|d| started.get(d.as_str()).cloned().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if c.running {
+            if !restart {
+                continue;
+            }
+            deps.push(plan.push(resource.clone(), Operation::StopContainer, "restart", &[]));
+        }
+        let cause = if restart { "restart" } else { "start" };
+        let id = plan.push(resource, Operation::StartContainer, cause, &deps);
+        started.entry(&c.service).or_default().push(id);
+    }
+    plan
+}

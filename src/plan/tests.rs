@@ -839,3 +839,20 @@ fn replaced_by_names_the_container_a_replacement_replaces() {
         .collect();
     assert_eq!(replaced, [(1, "shop-api-1")]);
 }
+
+#[test]
+fn start_and_restart_touch_existing_containers_only_dependencies_first() {
+    let mut live = up(THREE_TIER);
+    live.containers.retain(|c| c.service != "web");
+    for c in live.containers.iter_mut().filter(|c| c.service == "db") {
+        c.running = false;
+    }
+    let d = desired(&project(THREE_TIER));
+    // start: only what is not running; web has no container and is left to `up`.
+    insta::assert_snapshot!(start(&d, &live, &[], false).to_string(), @"[] -> #1 container:shop-db-1, StartContainer, start");
+    // restart api: stopped, then started (db is not its business).
+    insta::assert_snapshot!(start(&d, &live, &["api".to_string()], true).to_string(), @r"
+    [] -> #1 container:shop-api-1, StopContainer, restart
+    [1] -> #2 container:shop-api-1, StartContainer, restart
+    ");
+}

@@ -422,7 +422,9 @@ impl Supervisor {
             let _ = log.flush_partial(SystemTime::now());
         }
         self.state.init = None;
-        self.state.supervisor = None;
+        // The supervisor stays in the record: it is still alive for a moment after this
+        // write, and `stop`/`remove` use the record to wait until it is gone (readers
+        // check the process's liveness, so the stale entry means nothing afterwards).
         self.save(diag);
     }
 
