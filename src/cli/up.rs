@@ -42,7 +42,8 @@ pub enum WaitFormat {
 pub struct UpArgs {
     /// Services to bring up (default: all)
     pub services: Vec<String>,
-    /// Detached mode: run containers in the background
+    /// Detached mode: run containers in the background (without it, `up` shows the
+    /// services' logs until they exit; Ctrl-C stops them)
     #[arg(short, long)]
     pub detach: bool,
     /// Wait for services to be running|healthy (or completed, for one-shot jobs); implies -d
@@ -84,6 +85,15 @@ pub struct UpArgs {
     /// Remove containers for services not defined in the Compose file
     #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
     pub remove_orphans: bool,
+    /// Attached mode: show timestamps
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Attached mode: don't prefix lines with the container's name
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Attached mode: monochrome output
+    #[arg(long)]
+    pub no_color: bool,
     /// Seconds to wait for a replaced container to stop before killing it
     #[arg(short, long)]
     pub timeout: Option<u64>,
@@ -93,11 +103,6 @@ pub struct UpArgs {
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
-    if !args.detach && !args.wait && !global.dry_run {
-        anyhow::bail!(
-            "attached mode is not there yet: use `wharf up -d` (and `wharf logs -f`), or `--wait`"
-        );
-    }
     let opts = global.load_options(&args.services)?;
     let project = load_project(&opts, NormalizeOptions::default())?.project;
     for (service, _) in &args.scale {
@@ -198,7 +203,73 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.wait && !args.no_start {
         return wait(&project, &runtime, wait_timeout, args.format);
     }
-    Ok(0)
+    if args.detach || args.no_start {
+        return Ok(0);
+    }
+    attach(global, &args, &project, &root, &exe)
+}
+
+/// Attached mode: the services' logs, prefixed, until every container has exited; Ctrl-C
+/// stops the project's containers (as Docker Compose does: stopped, not removed) and the
+/// logs end with them.
+fn attach(
+    global: &GlobalArgs,
+    args: &UpArgs,
+    project: &Project,
+    root: &std::path::Path,
+    exe: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let interrupted = interrupted.clone();
+        let (root, exe, name) = (root.to_path_buf(), exe.to_path_buf(), project.name.clone());
+        let timeout = args.timeout.map(Duration::from_secs);
+        // A thread of its own waits for Ctrl-C (tokio's handler replaces the default
+        // termination), then stops every container of the project.
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            if rt.block_on(tokio::signal::ctrl_c()).is_err() {
+                return;
+            }
+            interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+            let runtime = Runtime::new(&root, &exe);
+            let ids: Vec<String> = runtime
+                .list()
+                .into_iter()
+                .filter(|id| runtime.config(id).is_ok_and(|c| c.spec.project == name))
+                .collect();
+            std::thread::scope(|s| {
+                for id in &ids {
+                    let runtime = &runtime;
+                    s.spawn(move || runtime.stop(id, timeout));
+                }
+            });
+        });
+    }
+    let logs = super::logs::LogsArgs {
+        follow: true,
+        tail: "all".into(),
+        since: None,
+        until: None,
+        timestamps: args.timestamps,
+        no_log_prefix: args.no_log_prefix,
+        no_color: args.no_color,
+        index: None,
+        file: Vec::new(),
+        service: args.services.clone(),
+    };
+    let code = super::logs::run(global, logs)?;
+    Ok(if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        130
+    } else {
+        code
+    })
 }
 
 /// One service's state at the end of `--wait`.

@@ -224,3 +224,27 @@ fn a_failing_dependency_fails_up_fast_with_its_reason_and_last_lines() {
     assert_eq!(down.code, 0, "{}", down.stderr);
     net.finish();
 }
+
+#[test]
+fn attached_up_streams_every_service_and_ends_when_they_exit() {
+    if !is_root("attached_up_streams_every_service_and_ends_when_they_exit") {
+        return;
+    }
+    let mut net = Net::new("upatt");
+    let cli = Cli::new(
+        &net,
+        "services:\n  a:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo hi; sleep 1; echo bye\"]\n    network_mode: none\n  b:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo from b\"]\n    network_mode: none\n",
+    );
+    let up = cli.run(&net, &["up", "--no-color"], &[]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let lines: Vec<&str> = up.stdout.lines().collect();
+    assert!(lines.contains(&"a-1  | hi"), "{}", up.stdout);
+    assert!(lines.contains(&"a-1  | bye"), "{}", up.stdout);
+    assert!(lines.contains(&"b-1  | from b"), "{}", up.stdout);
+    let hi = lines.iter().position(|l| *l == "a-1  | hi").unwrap();
+    let bye = lines.iter().position(|l| *l == "a-1  | bye").unwrap();
+    assert!(hi < bye, "{}", up.stdout);
+    assert_eq!(containers(&mut net).len(), 2);
+    assert_eq!(cli.run(&net, &["down"], &[]).code, 0);
+    net.finish();
+}
