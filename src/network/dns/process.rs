@@ -130,6 +130,18 @@ pub fn running(root: &Path) -> Result<Option<ProcRef>, DnsError> {
 /// while any network has records, stopped when none has. What the network layer calls
 /// after every change; returns the running responder.
 pub fn sync(root: &Path, exe: &Path, records: &Records) -> Result<Option<ProcRef>, DnsError> {
+    sync_with(root, exe, records, true)
+}
+
+/// [`sync`]; with `confirmed: false` it does not wait for the responder to confirm the
+/// reload (after a removal: a name answering a few milliseconds longer harms nobody, and
+/// `down` removes many sandboxes in a row).
+pub fn sync_with(
+    root: &Path,
+    exe: &Path,
+    records: &Records,
+    confirmed: bool,
+) -> Result<Option<ProcRef>, DnsError> {
     // A generation no earlier write used: the time in nanoseconds.
     let generation = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -150,7 +162,9 @@ pub fn sync(root: &Path, exe: &Path, records: &Records) -> Result<Option<ProcRef
             // SIGHUP is asynchronous; wait until the new names answer, so a container
             // started right after its sandbox finds its peers. A responder that does not
             // confirm within the limit is left to catch up (logged by it, not fatal here).
-            wait_loaded(root, generation, RELOAD_WAIT);
+            if confirmed {
+                wait_loaded(root, generation, RELOAD_WAIT);
+            }
             Ok(Some(proc))
         }
         None => start(root, exe, &Options::default()).map(Some),
