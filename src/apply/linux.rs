@@ -48,6 +48,12 @@ pub struct LinuxDriver {
     /// `-t`: the stop grace period instead of each service's own.
     timeout: Option<Duration>,
     up: Option<UpContext>,
+    /// Test-only: `WHARF_CRASH_BEFORE_STEP=N` kills this process with SIGKILL as its Nth step
+    /// (counting from 1) is about to start, while earlier steps may still be running: the
+    /// crash-safety tests check that the next `up` converges and the next `down` removes
+    /// everything, whatever step a crash interrupts.
+    crash_before: Option<usize>,
+    started: std::sync::atomic::AtomicUsize,
     /// Container name → id, read once and kept up to date by this driver's own changes
     /// (a plan touches each container several times; rescanning every record each time
     /// would make a large project's `up` quadratic).
@@ -61,6 +67,10 @@ impl LinuxDriver {
             networks: Networks::new(state_root, exe),
             timeout,
             up: None,
+            crash_before: std::env::var("WHARF_CRASH_BEFORE_STEP")
+                .ok()
+                .and_then(|n| n.parse().ok()),
+            started: std::sync::atomic::AtomicUsize::new(0),
             names: Mutex::new(None),
         }
     }
@@ -448,11 +458,7 @@ fn service_of(project: &Project, name: &str) -> Result<(String, u64), String> {
 /// `name` without the `<12 hex>_` prefix the plan gives a replacement.
 fn strip_temporary(name: &str) -> &str {
     match name.split_once('_') {
-        Some((prefix, rest))
-            if prefix.len() == 12 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            rest
-        }
+        Some((_, rest)) if crate::plan::is_temporary(name) => rest,
         _ => name,
     }
 }
@@ -531,6 +537,15 @@ pub fn condition(condition: DependencyCondition, states: &[&State], health_check
 
 impl Driver for LinuxDriver {
     fn execute(&self, step: &Step) -> Result<(), String> {
+        if let Some(n) = self.crash_before {
+            let this = self
+                .started
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            if this == n {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+        }
         let (kind, name) = step
             .resource
             .split_once(':')

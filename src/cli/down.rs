@@ -69,12 +69,9 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     let lock = crate::state::lock_project(&root, &name, || {
         eprintln!("another wharf is changing project {name}; waiting for it to finish")
     })?;
-    let live = crate::state::observe(
-        &name,
-        &Runtime::new(&root, &exe),
-        &Networks::new(&root, &exe),
-        Default::default(),
-    )?;
+    let (runtime, networks) = (Runtime::new(&root, &exe), Networks::new(&root, &exe));
+    crate::state::sweep(&name, &runtime, &networks)?;
+    let live = crate::state::observe(&name, &runtime, &networks, Default::default())?;
     let plan = teardown(want.as_ref(), &live, &volumes);
     if plan.is_empty() {
         eprintln!("nothing to remove for project {name}");

@@ -146,6 +146,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let runtime = Runtime::new(&root, &exe);
     let networks = Networks::new(&root, &exe);
+    crate::state::sweep(&project.name, &runtime, &networks)?;
     let live = crate::state::observe(&project.name, &runtime, &networks, images)?;
     let options = Options {
         force_recreate: args.force_recreate,

@@ -362,10 +362,13 @@ impl Networks {
         let bridge = Self::bridge_of(&record);
         let existed = netlink::link_exists(&spec.bridge)?;
         let made = (|| -> Result<()> {
+            // The record first: a crash before the bridge exists leaves a record that the
+            // next `up` completes and the next `down` removes; the other way round, a
+            // bridge no record names, which nothing would ever remove.
+            Self::write(&self.network_path(&spec.name), &record)?;
             netlink::ensure_bridge(&bridge)?;
             firewall::enable_forwarding(spec.ipv6)?;
             firewall::prepare_bridge(&spec.bridge, spec.ipv6)?;
-            Self::write(&self.network_path(&spec.name), &record)?;
             self.sync_project(&spec.project)?;
             self.sync_dns()
         })();
@@ -457,8 +460,9 @@ impl Networks {
                 containers: users.join(", "),
             });
         }
-        Self::remove_file(&self.network_path(name))?;
+        // The bridge before its record, for the same reason as in `create_network`.
         netlink::delete_link(&record.spec.bridge)?;
+        Self::remove_file(&self.network_path(name))?;
         self.sync_project(&record.spec.project)?;
         self.sync_dns()?;
         Ok(true)
@@ -541,8 +545,13 @@ impl Networks {
 
         // 3. The host: namespace, veths, records, rules, DNS.
         let netns = self.netns_path(id);
-        // A pin without a record is what a crash between the two leaves: ours, unused.
-        netns::remove(&netns)?;
+        // A pin without a record is what a crash between the two leaves: ours, unused. Its
+        // veths (same names as ours) go with it, once the kernel gets to it.
+        if netns.exists() {
+            netns::remove(&netns)?;
+            let veths: Vec<&str> = record.endpoints.iter().map(|e| e.veth.as_str()).collect();
+            Self::await_veths_gone(&veths)?;
+        }
         netns::create(&netns)?;
         record.netns = Some(netns.clone());
         let result = (|| -> Result<()> {
@@ -693,19 +702,27 @@ impl Networks {
             self.sync_dns_unconfirmed()?;
             record
         };
+        let veths: Vec<&str> = record.endpoints.iter().map(|e| e.veth.as_str()).collect();
+        Self::await_veths_gone(&veths)?;
+        Ok(true)
+    }
+
+    /// Waits until the kernel has taken `veths` with their unpinned namespace, and deletes
+    /// those still there after [`VETH_GONE_WAIT`].
+    fn await_veths_gone(veths: &[&str]) -> Result<()> {
         let deadline = std::time::Instant::now() + VETH_GONE_WAIT;
-        for ep in &record.endpoints {
-            while netlink::link_exists(&ep.veth)? && std::time::Instant::now() < deadline {
+        for veth in veths {
+            while netlink::link_exists(veth)? && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
             // The kernel may take it between the look-up and the delete.
-            if let Err(e) = netlink::detach(&ep.veth) {
-                if netlink::link_exists(&ep.veth)? {
+            if let Err(e) = netlink::detach(veth) {
+                if netlink::link_exists(veth)? {
                     return Err(e.into());
                 }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     fn release(&self, endpoints: &[EndpointRecord]) -> Result<()> {

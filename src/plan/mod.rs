@@ -405,6 +405,13 @@ impl fmt::Display for Plan {
     }
 }
 
+/// Whether `name` is a replacement's temporary name (`<12 hex digits>_<name>`).
+pub fn is_temporary(name: &str) -> bool {
+    name.split_once('_').is_some_and(|(prefix, _)| {
+        prefix.len() == 12 && prefix.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// The container name of `replica` of `service` (Docker Compose's: `<project>-<service>-<n>`).
 pub fn container_name(project: &str, service: &str, replica: u64) -> String {
     format!("{project}-{service}-{replica}")
@@ -667,6 +674,22 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
             .filter(|c| c.service == *name)
             .collect();
         existing.sort_by_key(|c| c.replica);
+        // A replacement left under its temporary name by an interrupted `up` (killed
+        // between creating it and renaming it) goes first; its replica is then planned
+        // from what remains, so the next `up` converges.
+        let (leftovers, kept): (Vec<&LiveContainer>, Vec<&LiveContainer>) =
+            existing.into_iter().partition(|c| is_temporary(&c.name));
+        let existing = kept;
+        for c in leftovers {
+            let resource = format!("container:{}", c.name);
+            let cause = "left by an interrupted recreate";
+            let stopped: Vec<usize> = c
+                .running
+                .then(|| plan.push(resource.clone(), Operation::StopContainer, cause, &[]))
+                .into_iter()
+                .collect();
+            deps.push(plan.push(resource, Operation::RemoveContainer, cause, &stopped));
+        }
         // A container that shares a recreated container's namespaces or volumes holds on
         // to the old ones: it is recreated too (unless `--no-recreate`).
         // (Its parents come earlier in `order`, so `recreated` already knows them.)

@@ -856,3 +856,22 @@ fn start_and_restart_touch_existing_containers_only_dependencies_first() {
     [1] -> #2 container:shop-api-1, StartContainer, restart
     ");
 }
+
+#[test]
+fn a_replacement_left_under_its_temporary_name_is_removed_first() {
+    // `up` was killed after creating the api's replacement, before the rename.
+    let mut live = up(THREE_TIER);
+    let mut leftover = live
+        .containers
+        .iter()
+        .find(|c| c.service == "api")
+        .unwrap()
+        .clone();
+    leftover.name = format!("{}_shop-api-1", &leftover.id[..12]);
+    leftover.id = format!("{:f>64}", 1);
+    leftover.running = false;
+    live.containers.push(leftover);
+    insta::assert_snapshot!(plan(THREE_TIER, &live, &Options::default()), @"[] -> #1 container:000000000000_shop-api-1, RemoveContainer, left by an interrupted recreate");
+    assert!(is_temporary("0123456789ab_shop-api-1"));
+    assert!(!is_temporary("shop_api-1"));
+}

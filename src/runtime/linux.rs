@@ -375,7 +375,13 @@ impl Runtime {
             return Ok(());
         }
         if let Ok(config) = dir.read_config() {
-            self.stop(id, Some(Duration::ZERO))?;
+            match self.stop(id, Some(Duration::ZERO)) {
+                Ok(_) => {}
+                // No readable state (a crash while it was written): whatever runs is
+                // found through the cgroup, by name.
+                Err(RuntimeError::Record { .. }) => self.kill_leftovers(&config)?,
+                Err(e) => return Err(e),
+            }
             for m in &config.spec.mounts {
                 if let MountKind::Volume {
                     name,
@@ -387,11 +393,38 @@ impl Runtime {
                 }
             }
         }
-        fs::remove_dir_all(dir.path()).map_err(|e| RuntimeError::Step {
+        // Out of sight first: a crash during the deletion leaves a tombstone that
+        // [`Runtime::purge`] finishes, never a half-deleted directory that still looks like
+        // a container (or no longer does, with its files left behind).
+        let tomb = self.root.join("containers").join(format!(".removing-{id}"));
+        let step = |e: std::io::Error| RuntimeError::Step {
             name: id.to_string(),
             step: "removing its directory",
             message: e.to_string(),
-        })
+        };
+        fs::rename(dir.path(), &tomb).map_err(step)?;
+        fs::remove_dir_all(&tomb).map_err(step)
+    }
+
+    /// Finishes removals a crash interrupted (their `.removing-<id>` tombstones). Returns
+    /// how many it deleted.
+    pub fn purge(&self) -> usize {
+        let mut n = 0;
+        for entry in fs::read_dir(self.root.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".removing-")
+                && fs::remove_dir_all(entry.path()).is_ok()
+            {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Replaces the content of the container's `/etc/hosts` or `/etc/resolv.conf` (the

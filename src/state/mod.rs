@@ -244,6 +244,49 @@ pub fn observe(
     })
 }
 
+/// Crash recovery: finishes container removals a crash interrupted, and removes the
+/// network sandboxes of `project` whose container no longer exists (a `down` or a recreate killed between removing the container and its sandbox
+/// leaves them; they would hold their networks forever). Returns their ids.
+pub fn sweep(
+    project: &str,
+    runtime: &Runtime,
+    networks: &Networks,
+) -> Result<Vec<String>, StateError> {
+    runtime.purge();
+    let root = runtime.root();
+    for dir in ["network", "network/networks", "network/sandboxes"] {
+        remove_stale_temporaries(&root.join(dir));
+    }
+    remove_stale_temporaries(&project_dir(root, project).join("volumes"));
+    let containers: std::collections::BTreeSet<String> = runtime.list().into_iter().collect();
+    let mut swept = Vec::new();
+    for s in networks.sandboxes()? {
+        if s.spec.project == project && !containers.contains(&s.id) {
+            networks.remove_sandbox(&s.id)?;
+            swept.push(s.id);
+        }
+    }
+    Ok(swept)
+}
+
+/// Removes the temporary files [`replace_file`] left in `dir` when its writer was killed
+/// between writing and renaming (`.<name>.<pid>.tmp` of a process that is gone).
+fn remove_stale_temporaries(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// Replaces `path` with `bytes` so that a reader sees the old or the new content, never a
 /// mix (write a sibling, rename over). No fsync: wharf's records describe live processes and
 /// links and are rewritten on every change, so after a power loss they are stale anyway;

@@ -248,3 +248,113 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
     assert_eq!(cli.run(&net, &["down"], &[]).code, 0);
     net.finish();
 }
+
+/// How many steps `up` would take now.
+fn plan_len(cli: &Cli, net: &Net, env: &[(&str, &str)]) -> usize {
+    let out = cli.run(net, &["plan", "--format", "json"], env);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v["steps"].as_array().unwrap().len()
+}
+
+/// The exit code of a wharf that killed itself with SIGKILL (`Out` maps "no code" to -1).
+const KILLED: i32 = -1;
+
+#[test]
+fn a_crash_at_any_step_of_up_or_down_is_recovered_by_the_next_one() {
+    if !is_root("a_crash_at_any_step_of_up_or_down_is_recovered_by_the_next_one") {
+        return;
+    }
+    let mut net = Net::new("crash");
+    let cli = Cli::new(
+        &net,
+        "services:\n  web:\n    image: ${IMAGE}\n    command: [sleep, \"1000\"]\n    init: true\n    environment:\n      MODE: ${MODE:-a}\n    ports: [\"127.0.0.1:8090:80\"]\n    networks: [front, back]\n    depends_on: [db]\n  db:\n    image: ${IMAGE}\n    command: [sleep, \"1000\"]\n    init: true\n    volumes: [data:/data]\n    networks: [back]\nnetworks:\n  front: {}\n  back: {}\nvolumes:\n  data: {}\n",
+    );
+    let cold = plan_len(&cli, &net, &[]);
+    assert!(cold >= 7, "{cold} steps");
+    let root = net.host.root().to_path_buf();
+    let left = |dir: &str| -> Vec<std::path::PathBuf> {
+        fs::read_dir(root.join(dir))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for n in 1..=cold {
+        // A cold `up` killed before its nth step; the next converges.
+        let crashed = cli.run(
+            &net,
+            &["up", "-d"],
+            &[("WHARF_CRASH_BEFORE_STEP", &n.to_string())],
+        );
+        assert_eq!(crashed.code, KILLED, "step {n}: {}", crashed.stderr);
+        let up = cli.run(&net, &["up", "-d"], &[]);
+        assert_eq!(up.code, 0, "after a crash before step {n}: {}", up.stderr);
+        let plan = cli.run(&net, &["plan"], &[]);
+        assert_eq!(
+            plan.code, 0,
+            "not converged after a crash before step {n}: {}",
+            plan.stdout
+        );
+        assert_eq!(containers(&mut net).len(), 2);
+
+        // A recreate (create-before-destroy) killed midway; the next converges.
+        let mode = [("MODE", "b")];
+        let recreate = plan_len(&cli, &net, &mode);
+        let at = (n - 1) % recreate + 1;
+        let crashed = cli.run(
+            &net,
+            &["up", "-d"],
+            &[("MODE", "b"), ("WHARF_CRASH_BEFORE_STEP", &at.to_string())],
+        );
+        assert_eq!(
+            crashed.code, KILLED,
+            "recreate step {at}: {}",
+            crashed.stderr
+        );
+        containers(&mut net);
+        let up = cli.run(&net, &["up", "-d"], &mode);
+        assert_eq!(
+            up.code, 0,
+            "after a recreate crash before step {at}: {}",
+            up.stderr
+        );
+        let plan = cli.run(&net, &["plan"], &mode);
+        assert_eq!(
+            plan.code, 0,
+            "not converged (recreate step {at}): {}",
+            plan.stdout
+        );
+        assert_eq!(containers(&mut net).len(), 2);
+
+        // `down -v` killed before its nth step (when it has that many); the next removes
+        // everything.
+        let crashed = cli.run(
+            &net,
+            &["down", "-v", "-t", "1"],
+            &[("MODE", "b"), ("WHARF_CRASH_BEFORE_STEP", &n.to_string())],
+        );
+        assert!(
+            crashed.code == KILLED || crashed.code == 0,
+            "{}",
+            crashed.stderr
+        );
+        let down = cli.run(&net, &["down", "-v", "-t", "1"], &mode);
+        assert_eq!(
+            down.code, 0,
+            "after a down crash before step {n}: {}",
+            down.stderr
+        );
+        assert!(containers(&mut net).is_empty(), "step {n}");
+        for dir in [
+            "network/networks",
+            "network/sandboxes",
+            "network/netns",
+            "volumes",
+        ] {
+            assert!(
+                left(dir).is_empty(),
+                "down after a crash before step {n}: {dir}: {:?}",
+                left(dir)
+            );
+        }
+    }
+    net.finish();
+}
