@@ -197,6 +197,15 @@ pub fn attached_services(
     Ok(out)
 }
 
+/// Whether the project's environment asks for `--remove-orphans`: `COMPOSE_REMOVE_ORPHANS`
+/// from the shell or the project's `.env` (the shell winning), read as Go's
+/// `strconv.ParseBool` reads it, as Docker Compose does. (The flag's clap `env` sees only
+/// the shell.)
+pub fn remove_orphans_of(env: &crate::compose::Environment) -> bool {
+    env.get("COMPOSE_REMOVE_ORPHANS")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
+}
+
 /// Attached `up`'s decisions as containers stop: whether to stop everything, and the exit
 /// code (Docker Compose's log printer). With `Stop`, the first container to exit by itself
 /// names the service whose code is returned (unless `--exit-code-from` named one); with
@@ -259,7 +268,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let started = SystemTime::now();
     let on_exit = on_exit(&args).map_err(anyhow::Error::msg)?;
     let opts = global.load_options(&args.services)?;
-    let project = load_project(&opts, NormalizeOptions::default())?.project;
+    let loaded = load_project(&opts, NormalizeOptions::default())?;
+    let remove_orphans = args.remove_orphans || remove_orphans_of(&loaded.loaded.environment);
+    let project = loaded.project;
     for (service, _) in &args.scale {
         if !project.services.contains_key(service) {
             anyhow::bail!("--scale: no such service: {service}");
@@ -312,7 +323,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         force_recreate: args.force_recreate,
         no_recreate: args.no_recreate,
-        remove_orphans: args.remove_orphans,
+        remove_orphans,
         no_start: args.no_start,
         scale: args.scale.iter().cloned().collect(),
         services: args.services.clone(),
@@ -671,6 +682,18 @@ mod tests {
             let got = ok(flags).expect_err(&format!("{flags:?} accepted"));
             assert!(got.starts_with(message), "{flags:?}: {got}");
         }
+    }
+
+    #[test]
+    fn compose_remove_orphans_is_read_from_the_project_environment() {
+        let env = |v: &str| {
+            crate::compose::Environment::from([("COMPOSE_REMOVE_ORPHANS".into(), v.into())])
+        };
+        assert!(remove_orphans_of(&env("true")));
+        assert!(remove_orphans_of(&env("1")));
+        assert!(!remove_orphans_of(&env("false")));
+        assert!(!remove_orphans_of(&env("yes")), "not a Go boolean");
+        assert!(!remove_orphans_of(&crate::compose::Environment::new()));
     }
 
     #[test]

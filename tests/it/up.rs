@@ -15,18 +15,18 @@ use crate::networking::{Net, http_get, wait_http};
 use crate::runtime::{IMAGE, is_root};
 
 /// The CLI, run in the test's "host" namespace on its state root and project.
-struct Cli {
-    file: PathBuf,
+pub(crate) struct Cli {
+    pub(crate) file: PathBuf,
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Cli {
-    fn new(net: &Net, yaml: &str) -> Cli {
+    pub(crate) fn new(net: &Net, yaml: &str) -> Cli {
         let dir = net.host.root().join("project");
         fs::create_dir_all(&dir).unwrap();
         let file = dir.join("compose.yaml");
@@ -34,13 +34,28 @@ impl Cli {
         Cli { file }
     }
 
-    fn run(&self, net: &Net, args: &[&str], env: &[(&str, &str)]) -> Out {
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", net.hostns.display()))
+    pub(crate) fn run(&self, net: &Net, args: &[&str], env: &[(&str, &str)]) -> Out {
+        self.run_without(net, args, env, &[])
+    }
+
+    /// [`Cli::run`] without the variables `unset` in its environment (not even `IMAGE`).
+    pub(crate) fn run_without(
+        &self,
+        net: &Net,
+        args: &[&str],
+        env: &[(&str, &str)],
+        unset: &[&str],
+    ) -> Out {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", net.hostns.display()))
             .arg(env!("CARGO_BIN_EXE_wharf"))
             .env("WHARF_ROOT", net.host.root())
             .env("IMAGE", IMAGE)
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        for name in unset {
+            cmd.env_remove(name);
+        }
+        let out = cmd
             .arg("-f")
             .arg(&self.file)
             .args(["-p", net.host.project_name()])
@@ -57,7 +72,7 @@ impl Cli {
 
 /// Container name → id, of every container of the state root; each one's processes are
 /// handed to the runtime harness, which checks at the end that they are gone.
-fn containers(net: &mut Net) -> BTreeMap<String, String> {
+pub(crate) fn containers(net: &mut Net) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for id in net.host.rt.list() {
         let name = net.host.rt.config(&id).unwrap().spec.name;
