@@ -390,7 +390,13 @@ fn follow(
         }
         // A removed container's log was read to its end above.
         followed.retain(|id, _| listed.iter().any(|c| &c.id == id));
-        let any_active = listed.iter().any(|c| c.state.is_active());
+        // Attached `up` with no service attached still lasts while the project runs (until
+        // Ctrl-C or an abort), as Docker Compose's does.
+        let any_active = if only.as_ref().is_some_and(Vec::is_empty) {
+            all.iter().any(|c| c.state.is_active())
+        } else {
+            listed.iter().any(|c| c.state.is_active())
+        };
         let pending_new = listed
             .iter()
             .any(|c| c.state.status == Status::Created && appeared.contains(&c.id));

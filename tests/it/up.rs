@@ -263,3 +263,69 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
     assert_eq!(cli.run(&net, &["down"], &[]).code, 0);
     net.finish();
 }
+
+#[test]
+fn attached_up_shows_only_the_attached_and_aborts_on_the_first_exit() {
+    if !is_root("attached_up_shows_only_the_attached_and_aborts_on_the_first_exit") {
+        return;
+    }
+    let mut net = Net::new("upabort");
+    let cli = Cli::new(
+        &net,
+        "services:\n  a:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo from a; sleep 1; exit 3\"]\n    network_mode: none\n  b:\n    image: ${IMAGE}\n    init: true\n    command: [sh, -c, \"echo from b; sleep 60\"]\n    network_mode: none\n",
+    );
+    // Unknown services and refused combinations fail before anything is made.
+    let bad = cli.run(&net, &["up", "--attach", "nope"], &[]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("cannot attach to services not included in up: nope"),
+        "{}",
+        bad.stderr
+    );
+    let bad = cli.run(&net, &["up", "--wait", "--exit-code-from", "a"], &[]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("--wait cannot be combined"),
+        "{}",
+        bad.stderr
+    );
+    assert!(containers(&mut net).is_empty());
+
+    let started = std::time::Instant::now();
+    let up = cli.run(
+        &net,
+        &[
+            "up",
+            "--no-color",
+            "--no-attach",
+            "b",
+            "--abort-on-container-exit",
+            "-t",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(
+        up.code, 3,
+        "the first exit's code\n{}\n{}",
+        up.stdout, up.stderr
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "b's sleep was not cut short"
+    );
+    let lines: Vec<&str> = up.stdout.lines().collect();
+    assert!(lines.contains(&"a-1  | from a"), "{}", up.stdout);
+    assert!(lines.contains(&"a-1 exited with code 3"), "{}", up.stdout);
+    assert!(
+        !up.stdout.contains("from b"),
+        "b is not attached: {}",
+        up.stdout
+    );
+    for (name, id) in containers(&mut net) {
+        assert!(!net.host.rt.state(&id).unwrap().is_active(), "{name} runs");
+    }
+    assert_eq!(cli.run(&net, &["down"], &[]).code, 0);
+    net.finish();
+}
