@@ -314,6 +314,16 @@ fn exit_code_from_returns_that_services_code_and_stops_the_rest() {
         let state = net.host.rt.state(&id).unwrap();
         assert!(!state.is_active(), "{n} still {:?}", state.status);
     }
+    // The code of a service the abort stopped is its signal's (upstream's
+    // TestUpExitCodeFromContainerKilled): SIGTERM, 143.
+    down(&cli, &net);
+    let up = cli.run(
+        &net,
+        &["up", "--no-color", "--exit-code-from", "safe", "-t", "2"],
+        &[],
+    );
+    assert_eq!(up.code, 143, "{}\n{}", up.stdout, up.stderr);
+    containers(&mut net);
     down(&cli, &net);
     net.finish();
 }
