@@ -9,7 +9,9 @@
 //! replica and a restarted container (its log keeps growing) are all followed; it ends when
 //! no followed container has been running for a short grace period, or — when a container
 //! appeared while following and has not started yet (a replacement being set up) — a longer
-//! one. The logic (selecting, merging, prefixing, when to stop) is pure and unit-tested;
+//! one. Attached `up` runs the same loop through [`attached`], with its own services and
+//! a callback told of every container's end ([`Hooks`]). The logic (selecting, merging,
+//! prefixing, when to stop, which runs ended) is pure and unit-tested;
 //! reading goes through the runtime's [`Follower`]. Nothing here changes the host.
 
 use std::collections::BTreeMap;
@@ -184,6 +186,85 @@ fn parse_tail(text: &str) -> anyhow::Result<Option<usize>> {
     }
 }
 
+/// A container that ended a run (exited, died, or exited before its restart policy starts
+/// it again), as attached `up` is told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The name in log prefixes (`web-1`).
+    pub name: String,
+    pub service: String,
+    pub code: i32,
+    /// Stopped on request (`stop`, `down`, an abort), not by itself.
+    pub requested: bool,
+    /// Its logs are shown.
+    pub attached: bool,
+}
+
+/// What attached `up` adds to the follow loop of `logs -f`.
+pub struct Hooks<'a> {
+    /// The services whose logs are shown, replacing the SERVICE arguments (an empty list
+    /// shows none).
+    pub services: Vec<String>,
+    /// Runs that ended before this time are not reported (they are not this `up`'s).
+    pub since: Nanos,
+    /// Told of every ended run of every container of the project, attached or not, in the
+    /// order they ended.
+    pub on_exit: &'a mut dyn FnMut(&Exit) -> anyhow::Result<()>,
+}
+
+/// The run of a container that ended at or after `since`, as (when it ended, exit code):
+/// the key that tells one run's end from the next. A record without a readable end time
+/// counts as new; one without an exit code (the supervisor died) as 255.
+pub fn ended(state: &crate::runtime::container::State, since: Nanos) -> Option<(String, i32)> {
+    if !matches!(
+        state.status,
+        Status::Exited | Status::Dead | Status::Restarting
+    ) {
+        return None;
+    }
+    let at = state.finished_at.clone().unwrap_or_default();
+    if parse_rfc3339(&at).is_some_and(|t| t < since) {
+        return None;
+    }
+    Some((at, state.exit_code.unwrap_or(255)))
+}
+
+/// Reports the runs of `listed` that ended since the last call, oldest end first
+/// (`reported`: container id → the end already reported).
+fn report_exits(
+    hooks: &mut Hooks<'_>,
+    project: &str,
+    listed: &[Container],
+    attached: &dyn Fn(&Container) -> bool,
+    reported: &mut BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let mut exits: Vec<(Nanos, Exit)> = Vec::new();
+    for c in listed {
+        let Some((at, code)) = ended(&c.state, hooks.since) else {
+            continue;
+        };
+        if reported.get(&c.id) == Some(&at) {
+            continue;
+        }
+        exits.push((
+            parse_rfc3339(&at).unwrap_or(Nanos::MAX),
+            Exit {
+                name: records::short_name(project, c.service(), c.replica(), c.name()),
+                service: c.service().to_string(),
+                code,
+                requested: c.state.stopped_by_user,
+                attached: attached(c),
+            },
+        ));
+        reported.insert(c.id.clone(), at);
+    }
+    exits.sort_by_key(|(t, _)| *t);
+    for (_, exit) in &exits {
+        (hooks.on_exit)(exit)?;
+    }
+    Ok(())
+}
+
 /// A container being followed.
 struct Followed {
     name: String,
@@ -192,6 +273,20 @@ struct Followed {
 }
 
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    follow(global, args, None)
+}
+
+/// `logs -f` for attached `up`: the services `hooks` names, and every container's end
+/// reported to it.
+pub fn attached(global: &GlobalArgs, args: LogsArgs, hooks: Hooks<'_>) -> anyhow::Result<ExitCode> {
+    follow(global, args, Some(hooks))
+}
+
+fn follow(
+    global: &GlobalArgs,
+    args: LogsArgs,
+    mut hooks: Option<Hooks<'_>>,
+) -> anyhow::Result<ExitCode> {
     let mut global = global.clone();
     global.file.extend(args.file.iter().cloned());
     let (project_name, project) = records::project(&global)?;
@@ -228,22 +323,25 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
         .filter(|(_, s)| s.attach == Some(false))
         .map(|(name, _)| name)
         .collect();
+    let only = hooks.as_ref().map(|h| h.services.clone());
     let wanted = |c: &Container| {
         let service = c.service().to_string();
-        let chosen = if args.service.is_empty() {
-            !unattached.contains(&&service)
-        } else {
-            args.service.contains(&service)
+        let chosen = match &only {
+            Some(services) => services.contains(&service),
+            None if args.service.is_empty() => !unattached.contains(&&service),
+            None => args.service.contains(&service),
         };
         chosen && args.index.is_none_or(|i| i == c.replica())
     };
-    let listed = records::containers(&runtime, Some(&project_name));
-    records::check_services(&args.service, project.as_ref(), &listed)?;
+    let all = records::containers(&runtime, Some(&project_name));
+    records::check_services(&args.service, project.as_ref(), &all)?;
+    let mut reported: BTreeMap<String, String> = BTreeMap::new();
+    let listed: Vec<&Container> = all.iter().filter(|c| wanted(c)).collect();
     let mut prefixer = Prefixer::default();
     let mut followed: BTreeMap<String, Followed> = BTreeMap::new();
     let mut batches = Vec::new();
     let mut order = Vec::new();
-    for c in listed.iter().filter(|c| wanted(c)) {
+    for c in listed {
         let (entries, follower) = open(&runtime, c)?;
         let f = new_followed(&mut prefixer, &project_name, c, follower);
         batches.push(select(entries, tail, since, until));
@@ -251,6 +349,9 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
         followed.insert(c.id.clone(), f);
     }
     emit(&prefixer, &style, &followed, &order, batches)?;
+    if let Some(h) = hooks.as_mut() {
+        report_exits(h, &project_name, &all, &wanted, &mut reported)?;
+    }
     if !args.follow {
         return Ok(0);
     }
@@ -258,10 +359,8 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let mut idle_since: Option<Instant> = None;
     loop {
         std::thread::sleep(POLL);
-        let listed: Vec<Container> = records::containers(&runtime, Some(&project_name))
-            .into_iter()
-            .filter(|c| wanted(c))
-            .collect();
+        let all = records::containers(&runtime, Some(&project_name));
+        let listed: Vec<&Container> = all.iter().filter(|c| wanted(c)).collect();
         let mut order = Vec::new();
         let mut batches = Vec::new();
         for (id, f) in followed.iter_mut() {
@@ -271,6 +370,7 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
         }
         let new: Vec<&Container> = listed
             .iter()
+            .copied()
             .filter(|c| !followed.contains_key(&c.id))
             .collect();
         for c in new {
@@ -284,9 +384,19 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
             followed.insert(c.id.clone(), f);
         }
         emit(&prefixer, &style, &followed, &order, batches)?;
+        // After the lines: a container's last words come before its exit.
+        if let Some(h) = hooks.as_mut() {
+            report_exits(h, &project_name, &all, &wanted, &mut reported)?;
+        }
         // A removed container's log was read to its end above.
         followed.retain(|id, _| listed.iter().any(|c| &c.id == id));
-        let any_active = listed.iter().any(|c| c.state.is_active());
+        // Attached `up` with no service attached still lasts while the project runs (until
+        // Ctrl-C or an abort), as Docker Compose's does.
+        let any_active = if only.as_ref().is_some_and(Vec::is_empty) {
+            all.iter().any(|c| c.state.is_active())
+        } else {
+            listed.iter().any(|c| c.state.is_active())
+        };
         let pending_new = listed
             .iter()
             .any(|c| c.state.status == Status::Created && appeared.contains(&c.id));
@@ -492,6 +602,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_ended_run_is_reported_once_per_end_and_only_since_up_began() {
+        use crate::runtime::container::State;
+        let since = parse_rfc3339(&t(10)).unwrap();
+        let at = |status, finished: Option<u32>, code| State {
+            status,
+            finished_at: finished.map(t),
+            exit_code: code,
+            ..State::created()
+        };
+        assert_eq!(ended(&at(Status::Running, Some(12), Some(0)), since), None);
+        assert_eq!(
+            ended(&at(Status::Exited, Some(9), Some(0)), since),
+            None,
+            "before up"
+        );
+        assert_eq!(
+            ended(&at(Status::Exited, Some(12), Some(42)), since),
+            Some((t(12), 42))
+        );
+        assert_eq!(
+            ended(&at(Status::Restarting, Some(13), Some(1)), since),
+            Some((t(13), 1)),
+            "a run that ended before a restart"
+        );
+        assert_eq!(
+            ended(&at(Status::Dead, None, None), since),
+            Some((String::new(), 255))
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ pub(super) fn parse_scale(text: &str) -> Result<(String, u64), String> {
 pub fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
     // Services named on the command line are enabled whatever their profiles.
     let opts = global.load_options(&args.services)?;
-    let project = load_project(&opts, NormalizeOptions::default())?.project;
+    let loaded = load_project(&opts, NormalizeOptions::default())?;
+    let remove_orphans =
+        args.remove_orphans || super::up::remove_orphans_of(&loaded.loaded.environment);
+    let project = loaded.project;
     for service in args.scale.iter().map(|(s, _)| s).chain(&args.services) {
         if !project.services.contains_key(service) {
             anyhow::bail!("no such service: {service}");
@@ -81,7 +84,7 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         force_recreate: args.force_recreate,
         no_recreate: args.no_recreate,
-        remove_orphans: args.remove_orphans,
+        remove_orphans,
         no_start: false,
         scale: args.scale.into_iter().collect(),
         services: args.services,

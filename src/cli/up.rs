@@ -6,8 +6,9 @@
 //! the planner decides what changes, the driver how.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use super::apply_progress::ApplyProgress;
 use super::image::{open_store, state_root};
 use super::progress::Mode;
+use super::when::nanos_of;
 use super::{ExitCode, GlobalArgs, load_project, print};
 use crate::apply::linux::{LinuxDriver, UpContext, Wait, condition};
 use crate::compose::NormalizeOptions;
@@ -97,19 +99,190 @@ pub struct UpArgs {
     /// Seconds to wait for a replaced container to stop before killing it
     #[arg(short, long)]
     pub timeout: Option<u64>,
+    /// Stop all containers if any container stops (exit code: the first one's). Incompatible
+    /// with -d
+    #[arg(long)]
+    pub abort_on_container_exit: bool,
+    /// Stop all containers if any container exits with a failure (exit code: its code).
+    /// Incompatible with -d
+    #[arg(long)]
+    pub abort_on_container_failure: bool,
+    /// Return the exit code of SERVICE's container. Implies --abort-on-container-exit
+    #[arg(long, value_name = "SERVICE")]
+    pub exit_code_from: Option<String>,
+    /// Show only these services' logs (repeatable)
+    #[arg(long, value_name = "SERVICE")]
+    pub attach: Vec<String>,
+    /// Don't show these services' logs (repeatable)
+    #[arg(long, value_name = "SERVICE")]
+    pub no_attach: Vec<String>,
+}
+
+/// What attached `up` does when a container stops (Docker Compose's `Cascade`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExit {
+    /// Go on until every attached container has stopped.
+    Ignore,
+    /// `--abort-on-container-exit`: stop everything when any container stops.
+    Stop,
+    /// `--abort-on-container-failure`: stop everything when a container exits non-zero.
+    Fail,
+}
+
+/// Checks the attached-mode flags against each other and the modes they cannot go with,
+/// with Docker Compose's messages; says what a container's exit does.
+pub fn on_exit(args: &UpArgs) -> Result<OnExit, String> {
+    // `--exit-code-from` implies `--abort-on-container-exit`, unless it refines
+    // `--abort-on-container-failure` (Docker Compose's `validateFlags`).
+    let stop = args.abort_on_container_exit
+        || (args.exit_code_from.is_some() && !args.abort_on_container_failure);
+    let fail = args.abort_on_container_failure;
+    if stop && fail {
+        return Err(
+            "--abort-on-container-failure cannot be combined with --abort-on-container-exit".into(),
+        );
+    }
+    if args.wait && (stop || !args.attach.is_empty()) {
+        return Err("--wait cannot be combined with --abort-on-container-exit or --attach".into());
+    }
+    if (args.detach || args.wait) && (stop || fail || !args.attach.is_empty()) {
+        return Err("--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure or --attach".into());
+    }
+    if args.no_start && (stop || fail || args.exit_code_from.is_some()) {
+        return Err("--no-start cannot be combined with --abort-on-container-exit, --abort-on-container-failure or --exit-code-from".into());
+    }
+    Ok(if stop {
+        OnExit::Stop
+    } else if fail {
+        OnExit::Fail
+    } else {
+        OnExit::Ignore
+    })
+}
+
+/// The services whose logs attached `up` shows: those `--attach` names (each must be one
+/// of the project's), else the services brought up (`selected`, or all) that do not say
+/// `attach: false`; less those `--no-attach` names.
+pub fn attached_services(
+    project: &Project,
+    selected: &[String],
+    attach: &[String],
+    no_attach: &[String],
+) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = if attach.is_empty() {
+        project
+            .services
+            .iter()
+            .filter(|(name, _)| selected.is_empty() || selected.contains(name))
+            .filter(|(_, s)| s.attach != Some(false))
+            .map(|(name, _)| name.clone())
+            .collect()
+    } else {
+        let unknown: Vec<&str> = attach
+            .iter()
+            .filter(|a| !project.services.contains_key(*a))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "cannot attach to services not included in up: {}",
+                unknown.join(", ")
+            ));
+        }
+        attach.to_vec()
+    };
+    out.retain(|s| !no_attach.contains(s));
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Whether the project's environment asks for `--remove-orphans`: `COMPOSE_REMOVE_ORPHANS`
+/// from the shell or the project's `.env` (the shell winning), read as Go's
+/// `strconv.ParseBool` reads it, as Docker Compose does. (The flag's clap `env` sees only
+/// the shell.)
+pub fn remove_orphans_of(env: &crate::compose::Environment) -> bool {
+    env.get("COMPOSE_REMOVE_ORPHANS")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
+}
+
+/// Attached `up`'s decisions as containers stop: whether to stop everything, and the exit
+/// code (Docker Compose's log printer). With `Stop`, the first container to exit by itself
+/// names the service whose code is returned (unless `--exit-code-from` named one); with
+/// `Fail`, the first to exit non-zero by itself. The code is that service's last one seen, so
+/// a container the abort stopped reports its signal (143 for SIGTERM).
+#[derive(Debug, Clone)]
+pub struct Cascade {
+    on_exit: OnExit,
+    from: Option<String>,
+    aborting: bool,
+    code: i32,
+}
+
+impl Cascade {
+    pub fn new(on_exit: OnExit, exit_code_from: Option<String>) -> Cascade {
+        Cascade {
+            on_exit,
+            from: exit_code_from,
+            aborting: false,
+            code: 0,
+        }
+    }
+
+    /// A container of `service` stopped with `code`, by itself or (`requested`) because
+    /// it was asked to. True once, when everything should now be stopped.
+    pub fn exited(&mut self, service: &str, code: i32, requested: bool) -> bool {
+        let mut abort = self.on_exit == OnExit::Stop;
+        if !requested {
+            if self.on_exit == OnExit::Fail && code != 0 {
+                self.from = Some(service.to_string());
+                abort = true;
+            }
+            if self.on_exit == OnExit::Stop && self.from.is_none() {
+                self.from = Some(service.to_string());
+            }
+        }
+        if self.from.as_deref() == Some(service) {
+            self.code = code;
+        }
+        let first = abort && !self.aborting;
+        self.aborting |= abort;
+        first
+    }
+
+    /// Whether everything is being stopped.
+    pub fn aborting(&self) -> bool {
+        self.aborting
+    }
+
+    /// `up`'s exit code.
+    pub fn code(&self) -> i32 {
+        self.code
+    }
 }
 
 /// How long a dependency wait or `--wait` lasts without `--wait-timeout`.
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
+    let started = SystemTime::now();
+    let on_exit = on_exit(&args).map_err(anyhow::Error::msg)?;
     let opts = global.load_options(&args.services)?;
-    let project = load_project(&opts, NormalizeOptions::default())?.project;
+    let loaded = load_project(&opts, NormalizeOptions::default())?;
+    let remove_orphans = args.remove_orphans || remove_orphans_of(&loaded.loaded.environment);
+    let project = loaded.project;
     for (service, _) in &args.scale {
         if !project.services.contains_key(service) {
             anyhow::bail!("--scale: no such service: {service}");
         }
     }
+    if let Some(service) = &args.exit_code_from {
+        if !project.services.contains_key(service) {
+            anyhow::bail!("--exit-code-from: no such service: {service}");
+        }
+    }
+    let attached = attached_services(&project, &args.services, &args.attach, &args.no_attach)
+        .map_err(anyhow::Error::msg)?;
     let root = state_root();
     let exe = std::env::current_exe()?;
     let _lock = crate::state::lock_project(&root, &project.name, || {
@@ -151,7 +324,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         force_recreate: args.force_recreate,
         no_recreate: args.no_recreate,
-        remove_orphans: args.remove_orphans,
+        remove_orphans,
         no_start: args.no_start,
         scale: args.scale.iter().cloned().collect(),
         services: args.services.clone(),
@@ -207,24 +380,57 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.detach || args.no_start {
         return Ok(0);
     }
-    attach(global, &args, &project, &root, &exe)
+    let how = Attached {
+        services: attached,
+        cascade: Cascade::new(on_exit, args.exit_code_from.clone()),
+        since: started,
+    };
+    attach(global, &args, &project, &root, &exe, how)
 }
 
-/// Attached mode: the services' logs, prefixed, until every container has exited; Ctrl-C
-/// stops the project's containers (as Docker Compose does: stopped, not removed) and the
-/// logs end with them.
+/// What attached mode shows and how it ends.
+struct Attached {
+    services: Vec<String>,
+    cascade: Cascade,
+    /// When `up` began: containers that stopped before are not its business.
+    since: SystemTime,
+}
+
+/// Stops every container of project `name` at once (the CLI's Ctrl-C and the aborts of
+/// attached mode).
+fn stop_project(root: &Path, exe: &Path, name: &str, timeout: Option<Duration>) {
+    let runtime = Runtime::new(root, exe);
+    let ids: Vec<String> = runtime
+        .list()
+        .into_iter()
+        .filter(|id| runtime.config(id).is_ok_and(|c| c.spec.project == name))
+        .collect();
+    std::thread::scope(|s| {
+        for id in &ids {
+            let runtime = &runtime;
+            s.spawn(move || runtime.stop(id, timeout));
+        }
+    });
+}
+
+/// Attached mode: the attached services' logs, prefixed, until every one of their
+/// containers has exited; a line when one exits; with `--abort-on-container-exit` /
+/// `--abort-on-container-failure`, every container stopped at the first (failed) exit.
+/// Ctrl-C stops the project's containers (as Docker Compose does: stopped, not removed) and
+/// the logs end with them.
 fn attach(
     global: &GlobalArgs,
     args: &UpArgs,
     project: &Project,
-    root: &std::path::Path,
-    exe: &std::path::Path,
+    root: &Path,
+    exe: &Path,
+    how: Attached,
 ) -> anyhow::Result<ExitCode> {
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timeout = args.timeout.map(Duration::from_secs);
     {
         let interrupted = interrupted.clone();
         let (root, exe, name) = (root.to_path_buf(), exe.to_path_buf(), project.name.clone());
-        let timeout = args.timeout.map(Duration::from_secs);
         // A thread of its own waits for Ctrl-C (tokio's handler replaces the default
         // termination), then stops every container of the project.
         std::thread::spawn(move || {
@@ -239,18 +445,7 @@ fn attach(
             }
             interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-            let runtime = Runtime::new(&root, &exe);
-            let ids: Vec<String> = runtime
-                .list()
-                .into_iter()
-                .filter(|id| runtime.config(id).is_ok_and(|c| c.spec.project == name))
-                .collect();
-            std::thread::scope(|s| {
-                for id in &ids {
-                    let runtime = &runtime;
-                    s.spawn(move || runtime.stop(id, timeout));
-                }
-            });
+            stop_project(&root, &exe, &name, timeout);
         });
     }
     let logs = super::logs::LogsArgs {
@@ -263,13 +458,32 @@ fn attach(
         no_color: args.no_color,
         index: None,
         file: Vec::new(),
-        service: args.services.clone(),
+        service: Vec::new(),
     };
-    let code = super::logs::run(global, logs)?;
+    let mut cascade = how.cascade;
+    let mut on_exit = |exit: &super::logs::Exit| -> anyhow::Result<()> {
+        let quiet = cascade.aborting();
+        let abort = cascade.exited(&exit.service, exit.code, exit.requested);
+        // Docker Compose's lines; none for the containers an abort stops.
+        if exit.attached && !quiet {
+            print(&format!("{} exited with code {}\n", exit.name, exit.code))?;
+        }
+        if abort {
+            eprintln!("Aborting on container exit...");
+            stop_project(root, exe, &project.name, timeout);
+        }
+        Ok(())
+    };
+    let hooks = super::logs::Hooks {
+        services: how.services,
+        since: nanos_of(how.since),
+        on_exit: &mut on_exit,
+    };
+    super::logs::attached(global, logs, hooks)?;
     Ok(if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         130
     } else {
-        code
+        cascade.code()
     })
 }
 
@@ -407,6 +621,164 @@ fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn up_args(flags: &[&str]) -> UpArgs {
+        use clap::Parser;
+        let argv = ["wharf", "up"].into_iter().chain(flags.iter().copied());
+        match crate::cli::Cli::try_parse_from(argv)
+            .expect("parses")
+            .command
+        {
+            crate::cli::Command::Up(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn attached_mode_flags_and_what_they_cannot_go_with() {
+        let ok = |f: &[&str]| on_exit(&up_args(f));
+        assert_eq!(ok(&[]), Ok(OnExit::Ignore));
+        assert_eq!(ok(&["--abort-on-container-exit"]), Ok(OnExit::Stop));
+        assert_eq!(ok(&["--exit-code-from", "web"]), Ok(OnExit::Stop));
+        assert_eq!(ok(&["--abort-on-container-failure"]), Ok(OnExit::Fail));
+        assert_eq!(
+            ok(&["--abort-on-container-failure", "--exit-code-from", "web"]),
+            Ok(OnExit::Fail),
+            "--exit-code-from refines --abort-on-container-failure"
+        );
+        assert_eq!(ok(&["-d", "--no-attach", "web"]), Ok(OnExit::Ignore));
+        let refused = [
+            (
+                &["--abort-on-container-exit", "--abort-on-container-failure"][..],
+                "--abort-on-container-failure cannot be combined with --abort-on-container-exit",
+            ),
+            (
+                &["-d", "--abort-on-container-exit"],
+                "--detach cannot be combined",
+            ),
+            (
+                &["-d", "--abort-on-container-failure"],
+                "--detach cannot be combined",
+            ),
+            (&["-d", "--attach", "web"], "--detach cannot be combined"),
+            (
+                &["-d", "--exit-code-from", "web"],
+                "--detach cannot be combined",
+            ),
+            (
+                &["--wait", "--abort-on-container-exit"],
+                "--wait cannot be combined",
+            ),
+            (&["--wait", "--attach", "web"], "--wait cannot be combined"),
+            (
+                &["--wait", "--abort-on-container-failure"],
+                "--detach cannot be combined",
+            ),
+            (
+                &["--no-start", "--exit-code-from", "web"],
+                "--no-start cannot be combined",
+            ),
+        ];
+        for (flags, message) in refused {
+            let got = ok(flags).expect_err(&format!("{flags:?} accepted"));
+            assert!(got.starts_with(message), "{flags:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn compose_remove_orphans_is_read_from_the_project_environment() {
+        let env = |v: &str| {
+            crate::compose::Environment::from([("COMPOSE_REMOVE_ORPHANS".into(), v.into())])
+        };
+        assert!(remove_orphans_of(&env("true")));
+        assert!(remove_orphans_of(&env("1")));
+        assert!(!remove_orphans_of(&env("false")));
+        assert!(!remove_orphans_of(&env("yes")), "not a Go boolean");
+        assert!(!remove_orphans_of(&crate::compose::Environment::new()));
+    }
+
+    #[test]
+    fn attached_services_follow_attach_no_attach_and_the_compose_file() {
+        let project = crate::compose::testing::project(
+            "services:\n  web:\n    image: x\n  db:\n    image: x\n  noisy:\n    image: x\n    attach: false\n",
+            "shop",
+        );
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            attached_services(&project, &[], &[], &[]),
+            Ok(s(&["db", "web"])),
+            "attach: false is left out"
+        );
+        assert_eq!(
+            attached_services(&project, &s(&["web", "noisy"]), &[], &[]),
+            Ok(s(&["web"]))
+        );
+        assert_eq!(
+            attached_services(&project, &[], &s(&["noisy", "web"]), &[]),
+            Ok(s(&["noisy", "web"])),
+            "--attach wins over attach: false"
+        );
+        assert_eq!(
+            attached_services(&project, &[], &s(&["web", "db"]), &s(&["db"])),
+            Ok(s(&["web"]))
+        );
+        assert_eq!(
+            attached_services(&project, &[], &[], &s(&["web", "db"])),
+            Ok(s(&[]))
+        );
+        assert_eq!(
+            attached_services(&project, &[], &s(&["nope"]), &[]),
+            Err("cannot attach to services not included in up: nope".into())
+        );
+    }
+
+    #[test]
+    fn cascade_decides_when_to_abort_and_which_code_is_returned() {
+        // Nothing set: exits change nothing, the code is 0.
+        let mut c = Cascade::new(OnExit::Ignore, None);
+        assert!(!c.exited("a", 3, false));
+        assert_eq!(c.code(), 0);
+
+        // --abort-on-container-exit: the first exit aborts, its code is returned; the
+        // containers the abort stops change nothing.
+        let mut c = Cascade::new(OnExit::Stop, None);
+        assert!(c.exited("failure", 42, false));
+        assert!(c.aborting());
+        assert!(!c.exited("safe", 143, true), "aborts once");
+        assert_eq!(c.code(), 42);
+        let mut c = Cascade::new(OnExit::Stop, None);
+        assert!(c.exited("job", 0, false));
+        assert!(!c.exited("fail", 111, false));
+        assert_eq!(c.code(), 0, "the first container to exit decides");
+
+        // --exit-code-from: that service's code, even when the abort stopped it.
+        let mut c = Cascade::new(OnExit::Stop, Some("failure".into()));
+        assert!(c.exited("safe", 0, false));
+        assert!(!c.exited("failure", 143, true));
+        assert_eq!(c.code(), 143);
+        let mut c = Cascade::new(OnExit::Stop, Some("failure".into()));
+        assert!(c.exited("failure", 42, false));
+        assert!(!c.exited("safe", 143, true));
+        assert_eq!(c.code(), 42);
+        // A stop on request (`wharf stop`) also aborts, as Docker Compose's does.
+        let mut c = Cascade::new(OnExit::Stop, None);
+        assert!(c.exited("safe", 143, true));
+        assert_eq!(c.code(), 0, "no container exited by itself");
+
+        // --abort-on-container-failure: exits 0 go by; the first failure aborts and gives
+        // the code; the abort's victims (143) do not count as failures.
+        let mut c = Cascade::new(OnExit::Fail, None);
+        assert!(!c.exited("exit", 0, false));
+        assert!(!c.aborting());
+        assert!(c.exited("fail", 111, false));
+        assert!(!c.exited("running", 143, true));
+        assert_eq!(c.code(), 111);
+        let mut c = Cascade::new(OnExit::Fail, Some("exit".into()));
+        assert!(!c.exited("exit", 0, false));
+        assert_eq!(c.code(), 0);
+        assert!(c.exited("fail", 111, false));
+        assert_eq!(c.code(), 111, "a failure takes over --exit-code-from");
+    }
 
     #[test]
     fn readiness_for_wait() {

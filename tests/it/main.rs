@@ -14,6 +14,7 @@ mod registry;
 #[allow(dead_code)]
 mod registry_harness;
 mod registry_harness_selftest;
+mod replay;
 mod runtime;
 mod schema;
 mod up;

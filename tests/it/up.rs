@@ -15,18 +15,18 @@ use crate::networking::{Net, http_get, wait_http};
 use crate::runtime::{IMAGE, is_root};
 
 /// The CLI, run in the test's "host" namespace on its state root and project.
-struct Cli {
-    file: PathBuf,
+pub(crate) struct Cli {
+    pub(crate) file: PathBuf,
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Cli {
-    fn new(net: &Net, yaml: &str) -> Cli {
+    pub(crate) fn new(net: &Net, yaml: &str) -> Cli {
         let dir = net.host.root().join("project");
         fs::create_dir_all(&dir).unwrap();
         let file = dir.join("compose.yaml");
@@ -34,13 +34,28 @@ impl Cli {
         Cli { file }
     }
 
-    fn run(&self, net: &Net, args: &[&str], env: &[(&str, &str)]) -> Out {
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", net.hostns.display()))
+    pub(crate) fn run(&self, net: &Net, args: &[&str], env: &[(&str, &str)]) -> Out {
+        self.run_without(net, args, env, &[])
+    }
+
+    /// [`Cli::run`] without the variables `unset` in its environment (not even `IMAGE`).
+    pub(crate) fn run_without(
+        &self,
+        net: &Net,
+        args: &[&str],
+        env: &[(&str, &str)],
+        unset: &[&str],
+    ) -> Out {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", net.hostns.display()))
             .arg(env!("CARGO_BIN_EXE_wharf"))
             .env("WHARF_ROOT", net.host.root())
             .env("IMAGE", IMAGE)
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        for name in unset {
+            cmd.env_remove(name);
+        }
+        let out = cmd
             .arg("-f")
             .arg(&self.file)
             .args(["-p", net.host.project_name()])
@@ -55,9 +70,46 @@ impl Cli {
     }
 }
 
+/// On a failed assertion, `down -v` of the test's project (in its "host" namespace) before
+/// the harness drops the namespace: a failed test must not leave containers running.
+pub(crate) struct Cleanup {
+    hostns: PathBuf,
+    root: PathBuf,
+    file: PathBuf,
+    project: String,
+}
+
+impl Cleanup {
+    pub(crate) fn new(net: &Net, cli: &Cli) -> Cleanup {
+        Cleanup {
+            hostns: net.hostns.clone(),
+            root: net.host.root().to_path_buf(),
+            file: cli.file.clone(),
+            project: net.host.project_name().to_string(),
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let _ = Command::new("nsenter")
+            .arg(format!("--net={}", self.hostns.display()))
+            .arg(env!("CARGO_BIN_EXE_wharf"))
+            .env("WHARF_ROOT", &self.root)
+            .env("IMAGE", IMAGE)
+            .arg("-f")
+            .arg(&self.file)
+            .args(["-p", &self.project, "down", "-v", "-t", "0"])
+            .output();
+    }
+}
+
 /// Container name → id, of every container of the state root; each one's processes are
 /// handed to the runtime harness, which checks at the end that they are gone.
-fn containers(net: &mut Net) -> BTreeMap<String, String> {
+pub(crate) fn containers(net: &mut Net) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for id in net.host.rt.list() {
         let name = net.host.rt.config(&id).unwrap().spec.name;
@@ -78,6 +130,7 @@ fn three_tier_up_wait_edit_noop_scale_and_down() {
         "/examples/three-tier/compose.yaml"
     );
     let cli = Cli::new(&net, &fs::read_to_string(example).unwrap());
+    let _cleanup = Cleanup::new(&net, &cli);
 
     // Up, waiting for every service: the job completed, the rest running and healthy.
     let up = cli.run(
@@ -201,6 +254,7 @@ fn a_failing_dependency_fails_up_fast_with_its_reason_and_last_lines() {
         &net,
         "services:\n  job:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo boom; exit 3\"]\n    network_mode: none\n  app:\n    image: ${IMAGE}\n    command: [sleep, \"60\"]\n    network_mode: none\n    depends_on:\n      job:\n        condition: service_completed_successfully\n",
     );
+    let _cleanup = Cleanup::new(&net, &cli);
     let started = std::time::Instant::now();
     let up = cli.run(&net, &["up", "-d", "--wait-timeout", "60"], &[]);
     assert_eq!(up.code, 1, "{}", up.stderr);
@@ -235,6 +289,7 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
         &net,
         "services:\n  a:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo hi; sleep 1; echo bye\"]\n    network_mode: none\n  b:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo from b\"]\n    network_mode: none\n",
     );
+    let _cleanup = Cleanup::new(&net, &cli);
     let up = cli.run(&net, &["up", "--no-color"], &[]);
     assert_eq!(up.code, 0, "{}", up.stderr);
     let lines: Vec<&str> = up.stdout.lines().collect();
@@ -269,6 +324,7 @@ fn a_crash_at_any_step_of_up_or_down_is_recovered_by_the_next_one() {
         &net,
         "services:\n  web:\n    image: ${IMAGE}\n    command: [sleep, \"1000\"]\n    init: true\n    environment:\n      MODE: ${MODE:-a}\n    ports: [\"127.0.0.1:8090:80\"]\n    networks: [front, back]\n    depends_on: [db]\n  db:\n    image: ${IMAGE}\n    command: [sleep, \"1000\"]\n    init: true\n    volumes: [data:/data]\n    networks: [back]\nnetworks:\n  front: {}\n  back: {}\nvolumes:\n  data: {}\n",
     );
+    let _cleanup = Cleanup::new(&net, &cli);
     let cold = plan_len(&cli, &net, &[]);
     assert!(cold >= 7, "{cold} steps");
     let root = net.host.root().to_path_buf();
@@ -356,5 +412,72 @@ fn a_crash_at_any_step_of_up_or_down_is_recovered_by_the_next_one() {
             );
         }
     }
+    net.finish();
+}
+
+#[test]
+fn attached_up_shows_only_the_attached_and_aborts_on_the_first_exit() {
+    if !is_root("attached_up_shows_only_the_attached_and_aborts_on_the_first_exit") {
+        return;
+    }
+    let mut net = Net::new("upabort");
+    let cli = Cli::new(
+        &net,
+        "services:\n  a:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo from a; sleep 1; exit 3\"]\n    network_mode: none\n  b:\n    image: ${IMAGE}\n    init: true\n    command: [sh, -c, \"echo from b; sleep 60\"]\n    network_mode: none\n",
+    );
+    let _cleanup = Cleanup::new(&net, &cli);
+    // Unknown services and refused combinations fail before anything is made.
+    let bad = cli.run(&net, &["up", "--attach", "nope"], &[]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("cannot attach to services not included in up: nope"),
+        "{}",
+        bad.stderr
+    );
+    let bad = cli.run(&net, &["up", "--wait", "--exit-code-from", "a"], &[]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("--wait cannot be combined"),
+        "{}",
+        bad.stderr
+    );
+    assert!(containers(&mut net).is_empty());
+
+    let started = std::time::Instant::now();
+    let up = cli.run(
+        &net,
+        &[
+            "up",
+            "--no-color",
+            "--no-attach",
+            "b",
+            "--abort-on-container-exit",
+            "-t",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(
+        up.code, 3,
+        "the first exit's code\n{}\n{}",
+        up.stdout, up.stderr
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "b's sleep was not cut short"
+    );
+    let lines: Vec<&str> = up.stdout.lines().collect();
+    assert!(lines.contains(&"a-1  | from a"), "{}", up.stdout);
+    assert!(lines.contains(&"a-1 exited with code 3"), "{}", up.stdout);
+    assert!(
+        !up.stdout.contains("from b"),
+        "b is not attached: {}",
+        up.stdout
+    );
+    for (name, id) in containers(&mut net) {
+        assert!(!net.host.rt.state(&id).unwrap().is_active(), "{name} runs");
+    }
+    assert_eq!(cli.run(&net, &["down"], &[]).code, 0);
     net.finish();
 }
