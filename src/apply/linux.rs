@@ -432,7 +432,7 @@ impl LinuxDriver {
 /// The service and replica of container `name` of `project`: a temporary name
 /// (`<12 hex>_<name>`) means the container it replaces; `<project>-<service>-<n>` is
 /// replica n; otherwise a service's `container_name`.
-fn service_of(project: &Project, name: &str) -> Result<(String, u64), String> {
+pub fn service_of(project: &Project, name: &str) -> Result<(String, u64), String> {
     let name = strip_temporary(name);
     if let Some((service, n)) = name
         .strip_prefix(&format!("{}-", project.name))

@@ -340,6 +340,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         print(&plan.to_string())?;
         return Ok(0);
     }
+    check_ports(&project, &plan, &live, &networks)?;
     let wait_timeout = args.wait_timeout.map_or(DEFAULT_WAIT, Duration::from_secs);
     let cgroup = Hierarchies::read(std::path::Path::new("/proc/self/mountinfo"))?.version();
     let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs)).with_project(
@@ -485,6 +486,56 @@ fn attach(
     } else {
         cascade.code()
     })
+}
+
+/// Refuses, before anything changes, a plan whose new containers would publish a port
+/// that is taken (by another program, another project, or each other); the ports of the
+/// containers the plan removes count as free.
+fn check_ports(
+    project: &Project,
+    plan: &crate::plan::Plan,
+    live: &crate::plan::Live,
+    networks: &Networks,
+) -> anyhow::Result<()> {
+    use crate::plan::Operation;
+    let mut wanted = Vec::new();
+    for step in plan
+        .steps
+        .iter()
+        .filter(|s| s.operation == Operation::CreateContainer)
+    {
+        let name = step.resource.trim_start_matches("container:");
+        let Ok((service, _)) = crate::apply::linux::service_of(project, name) else {
+            continue;
+        };
+        let svc = &project.services[&service];
+        if matches!(svc.network_mode.as_deref(), Some("host" | "none"))
+            || svc.network_mode.as_deref().is_some_and(|m| m.contains(':'))
+        {
+            continue;
+        }
+        wanted.push((
+            service.clone(),
+            crate::network::ports::requests(&service, &svc.ports)?,
+        ));
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let freed: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.operation == Operation::RemoveContainer)
+        .filter_map(|s| {
+            let name = s.resource.trim_start_matches("container:");
+            live.containers
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.id.clone())
+        })
+        .collect();
+    networks.check_ports(&project.name, &wanted, &freed)?;
+    Ok(())
 }
 
 /// One service's state at the end of `--wait`.

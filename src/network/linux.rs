@@ -31,7 +31,7 @@ use super::model::{EndpointSpec, Mode, NetworkSpec, SandboxSpec};
 use super::names;
 use super::netlink::{self, Attachment, BridgeSpec, NetlinkError};
 use super::netns::{self, NetnsError};
-use super::ports::{self, Held, PortError, SocketProbe};
+use super::ports::{self, Held, PortError, PortRequest, SocketProbe};
 use super::rules::{self, NetworkRules, PublishedPort};
 
 /// The host-wide lock of every wharf network change (see the module documentation).
@@ -817,6 +817,44 @@ impl Networks {
     }
 
     /// Every binding wharf holds in this state root, but `except` container's.
+    /// Checks, before anything is made, that the containers `wanted` (each a service and
+    /// its port requests) can publish their ports: against the host's listeners, every
+    /// binding wharf holds except those of the containers in `freed` (which the same plan
+    /// removes first), and each other. Nothing changes.
+    pub fn check_ports(
+        &self,
+        project: &str,
+        wanted: &[(String, Vec<PortRequest>)],
+        freed: &[String],
+    ) -> Result<()> {
+        let mut held: Vec<Held> = self
+            .sandboxes()?
+            .into_iter()
+            .filter(|s| !freed.contains(&s.id))
+            .flat_map(|s| {
+                let project = s.spec.project.clone();
+                s.ports.into_iter().map(move |p| Held {
+                    project: project.clone(),
+                    host_ip: p.host_ip,
+                    host_port: p.host_port,
+                    protocol: p.protocol,
+                })
+            })
+            .collect();
+        for (service, requests) in wanted {
+            let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+            for p in ports::bind(service, requests, any, &held, &SocketProbe)? {
+                held.push(Held {
+                    project: project.to_string(),
+                    host_ip: p.host_ip,
+                    host_port: p.host_port,
+                    protocol: p.protocol,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn held_ports(&self, except: Option<&str>) -> Result<Vec<Held>> {
         Ok(self
             .sandboxes()?

@@ -481,3 +481,36 @@ fn attached_up_shows_only_the_attached_and_aborts_on_the_first_exit() {
     assert_eq!(cli.run(&net, &["down"], &[]).code, 0);
     net.finish();
 }
+
+#[test]
+fn a_taken_port_fails_up_before_anything_is_made() {
+    if !is_root("a_taken_port_fails_up_before_anything_is_made") {
+        return;
+    }
+    let mut net = Net::new("upport");
+    let cli = Cli::new(
+        &net,
+        "services:\n  db:\n    image: ${IMAGE}\n    command: [sleep, \"60\"]\n    init: true\n  web:\n    image: ${IMAGE}\n    command: [sleep, \"60\"]\n    init: true\n    ports: [\"127.0.0.1:8095:80\"]\n    depends_on: [db]\n",
+    );
+    let _cleanup = Cleanup::new(&net, &cli);
+    // Another program of the "host" listens on the port.
+    let listener = wharf::network::netns::run_in(&net.hostns, || {
+        std::net::TcpListener::bind("127.0.0.1:8095").unwrap()
+    })
+    .unwrap();
+    let up = cli.run(&net, &["up", "-d"], &[]);
+    assert_eq!(up.code, 1, "{}", up.stderr);
+    assert!(up.stderr.contains("8095"), "{}", up.stderr);
+    assert!(containers(&mut net).is_empty(), "something was made");
+    assert!(
+        net.nets.networks().unwrap().is_empty(),
+        "a network was made"
+    );
+    // Free, it comes up.
+    drop(listener);
+    let up = cli.run(&net, &["up", "-d"], &[]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert_eq!(containers(&mut net).len(), 2);
+    assert_eq!(cli.run(&net, &["down", "-t", "1"], &[]).code, 0);
+    net.finish();
+}
