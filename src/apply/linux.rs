@@ -258,12 +258,7 @@ impl LinuxDriver {
         if let Some(ctx) = ctx {
             self.wait_for_dependencies(ctx, &config.spec.service, name)?;
         }
-        if self
-            .networks
-            .sandbox(&id)
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
+        if !self.has_sandbox(&id)? {
             let ctx =
                 ctx.ok_or_else(|| format!("{name} has no network yet: `wharf up` gives it one"))?;
             let spec = sandbox_spec(
@@ -382,14 +377,17 @@ impl LinuxDriver {
             .map_err(|e| e.to_string())
     }
 
+    fn has_sandbox(&self, id: &str) -> Result<bool, String> {
+        Ok(self
+            .networks
+            .sandbox(id)
+            .map_err(|e| e.to_string())?
+            .is_some())
+    }
+
     fn connect(&self, ctx: &UpContext, name: &str, key: &str) -> Result<(), String> {
         let id = self.container(name)?;
-        if self
-            .networks
-            .sandbox(&id)
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
+        if !self.has_sandbox(&id)? {
             // Never started: it gets all its networks when it first starts.
             return Ok(());
         }
@@ -414,12 +412,8 @@ impl LinuxDriver {
 
     fn disconnect(&self, name: &str, key: &str) -> Result<(), String> {
         let id = self.container(name)?;
-        if self
-            .networks
-            .sandbox(&id)
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
+        if !self.has_sandbox(&id)? {
+            // Never started: it gets all its networks when it first starts.
             return Ok(());
         }
         self.networks

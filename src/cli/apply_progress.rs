@@ -21,6 +21,37 @@ use super::progress::Mode;
 use crate::apply::{Observer, Outcome};
 use crate::plan::{Operation, Step};
 
+/// Applies `plan` through `driver` as `--parallel` allows, showing progress on stderr as
+/// `--progress` asks, then repeats the failures together (so that none scrolls away
+/// unnoticed). The one way `up`, `down`, `start` and `restart` run a plan. Returns whether
+/// every step succeeded.
+pub fn apply<D: crate::apply::Driver>(
+    global: &super::GlobalArgs,
+    plan: &crate::plan::Plan,
+    driver: D,
+) -> anyhow::Result<bool> {
+    let mode = Mode::resolve(global.progress, false);
+    // `--parallel -1` (unlimited) becomes usize::MAX; the engine caps it.
+    let parallel = usize::try_from(global.parallel)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::apply::run_observed(
+            plan,
+            Arc::new(driver),
+            parallel,
+            Arc::new(ApplyProgress::new(mode, Box::new(io::stderr()))),
+        ));
+    if mode != Mode::Json {
+        for failure in report.failures(plan) {
+            eprintln!("error: {failure}");
+        }
+    }
+    Ok(report.succeeded())
+}
+
 /// The writer all modes print to, shared with the terminal adapter of the Tty mode.
 type Out = Arc<Mutex<Box<dyn Write + Send>>>;
 

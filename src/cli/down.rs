@@ -3,14 +3,11 @@
 //! (`-p NAME`), after a crash, and on a host that changed behind wharf's back. Failures are
 //! collected, everything else is still removed, and every failure is reported.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::apply_progress::ApplyProgress;
 use super::image::state_root;
-use super::progress::Mode;
 use super::{ExitCode, GlobalArgs, load_project};
 use crate::apply::linux::LinuxDriver;
 use crate::compose::NormalizeOptions;
@@ -78,30 +75,9 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
         lock.remove_if_empty();
         return Ok(0);
     }
-    let driver = Arc::new(LinuxDriver::new(
-        &root,
-        &exe,
-        args.timeout.map(Duration::from_secs),
-    ));
-    let parallel = usize::try_from(global.parallel)
-        .unwrap_or(usize::MAX)
-        .max(1);
-    // One line per resource as it goes (or JSON, or nothing), then the failures again,
-    // together, so that none scrolls away unnoticed.
-    let mode = Mode::resolve(global.progress, false);
-    let progress = Arc::new(ApplyProgress::new(mode, Box::new(std::io::stderr())));
-    let report = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(crate::apply::run_observed(
-            &plan, driver, parallel, progress,
-        ));
-    if mode != Mode::Json {
-        for failure in report.failures(&plan) {
-            eprintln!("error: {failure}");
-        }
-    }
-    if report.succeeded() {
+    let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs));
+    let succeeded = super::apply_progress::apply(global, &plan, driver)?;
+    if succeeded {
         lock.remove_if_empty();
         Ok(0)
     } else {

@@ -3,14 +3,11 @@
 //! again. Nothing is created or recreated: that is `up`'s job. A container that has never
 //! run gets its network sandbox here, as at `up`, so the Compose file is needed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::apply_progress::ApplyProgress;
 use super::image::{open_store, state_root};
-use super::progress::Mode;
 use super::{ExitCode, GlobalArgs, load_project};
 use crate::apply::linux::{LinuxDriver, UpContext};
 use crate::compose::NormalizeOptions;
@@ -93,23 +90,9 @@ fn run(
             dependency_timeout: Duration::from_secs(wait_timeout),
             say: Box::new(|m| eprintln!(" {m}")),
         });
-    let mode = Mode::resolve(global.progress, false);
-    let parallel = usize::try_from(global.parallel)
-        .unwrap_or(usize::MAX)
-        .max(1);
-    let report = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(crate::apply::run_observed(
-            &plan,
-            Arc::new(driver),
-            parallel,
-            Arc::new(ApplyProgress::new(mode, Box::new(std::io::stderr()))),
-        ));
-    if mode != Mode::Json {
-        for f in report.failures(&plan) {
-            eprintln!("error: {f}");
-        }
-    }
-    Ok(if report.succeeded() { 0 } else { 1 })
+    Ok(if super::apply_progress::apply(global, &plan, driver)? {
+        0
+    } else {
+        1
+    })
 }

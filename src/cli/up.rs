@@ -13,9 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::apply_progress::ApplyProgress;
 use super::image::{open_store, state_root};
-use super::progress::Mode;
 use super::when::nanos_of;
 use super::{ExitCode, GlobalArgs, load_project, print};
 use crate::apply::linux::{LinuxDriver, UpContext, Wait, condition};
@@ -352,28 +350,8 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
             say: Box::new(|m| eprintln!(" {m}")),
         },
     );
-    if !plan.is_empty() {
-        let mode = Mode::resolve(global.progress, false);
-        let parallel = usize::try_from(global.parallel)
-            .unwrap_or(usize::MAX)
-            .max(1);
-        let report = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(crate::apply::run_observed(
-                &plan,
-                Arc::new(driver),
-                parallel,
-                Arc::new(ApplyProgress::new(mode, Box::new(std::io::stderr()))),
-            ));
-        if !report.succeeded() {
-            if mode != Mode::Json {
-                for f in report.failures(&plan) {
-                    eprintln!("error: {f}");
-                }
-            }
-            return Ok(1);
-        }
+    if !plan.is_empty() && !super::apply_progress::apply(global, &plan, driver)? {
+        return Ok(1);
     }
     if args.wait && !args.no_start {
         return wait(&project, &runtime, wait_timeout, args.format);

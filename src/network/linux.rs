@@ -539,7 +539,7 @@ impl Networks {
             .or_else(|| record.endpoints.iter().find(reachable))
             .and_then(|e| e.addresses.iter().find(|a| a.is_ipv4()).copied());
         if let Some(ip) = container_ip {
-            let held = self.held_ports(None)?;
+            let held = self.held_ports(|_| false)?;
             record.ports = ports::bind(&spec.service, &spec.ports, ip, &held, &SocketProbe)?;
         }
 
@@ -827,20 +827,7 @@ impl Networks {
         wanted: &[(String, Vec<PortRequest>)],
         freed: &[String],
     ) -> Result<()> {
-        let mut held: Vec<Held> = self
-            .sandboxes()?
-            .into_iter()
-            .filter(|s| !freed.contains(&s.id))
-            .flat_map(|s| {
-                let project = s.spec.project.clone();
-                s.ports.into_iter().map(move |p| Held {
-                    project: project.clone(),
-                    host_ip: p.host_ip,
-                    host_port: p.host_port,
-                    protocol: p.protocol,
-                })
-            })
-            .collect();
+        let mut held = self.held_ports(|id| freed.iter().any(|f| f == id))?;
         for (service, requests) in wanted {
             let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
             for p in ports::bind(service, requests, any, &held, &SocketProbe)? {
@@ -855,11 +842,12 @@ impl Networks {
         Ok(())
     }
 
-    fn held_ports(&self, except: Option<&str>) -> Result<Vec<Held>> {
+    /// The host ports every sandbox holds, but those of the sandboxes `skip` names.
+    fn held_ports(&self, skip: impl Fn(&str) -> bool) -> Result<Vec<Held>> {
         Ok(self
             .sandboxes()?
             .into_iter()
-            .filter(|s| Some(s.id.as_str()) != except)
+            .filter(|s| !skip(&s.id))
             .flat_map(|s| {
                 let project = s.spec.project.clone();
                 s.ports.into_iter().map(move |p| Held {
