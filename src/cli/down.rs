@@ -27,6 +27,16 @@ pub struct DownArgs {
     /// Seconds to wait for each container to stop before killing it
     #[arg(short, long)]
     pub timeout: Option<u64>,
+    /// Remove images used by services: "local" those without a custom tag (wharf builds
+    /// none, so none), "all" every image the services use
+    #[arg(long, value_enum)]
+    pub rmi: Option<Rmi>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum Rmi {
+    Local,
+    All,
 }
 
 pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
@@ -72,15 +82,54 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     let plan = teardown(want.as_ref(), &live, &volumes);
     if plan.is_empty() {
         eprintln!("nothing to remove for project {name}");
-        lock.remove_if_empty();
-        return Ok(0);
-    }
-    let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs));
-    let succeeded = super::apply_progress::apply(global, &plan, driver)?;
-    if succeeded {
-        lock.remove_if_empty();
-        Ok(0)
     } else {
-        Ok(1)
+        let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs));
+        if !super::apply_progress::apply(global, &plan, driver)? {
+            return Ok(1);
+        }
     }
+    lock.remove_if_empty();
+    if args.rmi == Some(Rmi::All) {
+        remove_images(loaded.as_ref(), &runtime)?;
+    }
+    Ok(0)
+}
+
+/// `--rmi all`: the images the project's services use, except one a container left on this
+/// host still runs (Docker refuses those too).
+fn remove_images(
+    project: Option<&crate::compose::Project>,
+    runtime: &Runtime,
+) -> anyhow::Result<()> {
+    let Some(project) = project else {
+        eprintln!(
+            "WARN[0000] --rmi: without the Compose file wharf does not know the project's images; they are kept"
+        );
+        return Ok(());
+    };
+    let in_use: Vec<String> = runtime
+        .list()
+        .into_iter()
+        .filter_map(|id| runtime.config(&id).ok()?.origin)
+        .filter_map(|o| o.service.get("image")?.as_str().map(String::from))
+        .collect();
+    let store = super::image::open_store()?;
+    let mut images: Vec<&String> = project
+        .services
+        .values()
+        .filter_map(|s| s.image.as_ref())
+        .collect();
+    images.sort();
+    images.dedup();
+    for image in images {
+        if in_use.contains(image) {
+            eprintln!(" Image {image}  Kept (a container still uses it)");
+            continue;
+        }
+        let reference = crate::image::reference::Reference::parse(image)?.to_string();
+        if store.remove(&reference)? {
+            eprintln!(" Image {image}  Removed");
+        }
+    }
+    Ok(())
 }

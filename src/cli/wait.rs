@@ -74,6 +74,7 @@ pub fn run(global: &GlobalArgs, args: WaitArgs) -> anyhow::Result<ExitCode> {
                 volumes: false,
                 remove_orphans: true,
                 timeout: None,
+                rmi: None,
             },
         )?;
         if down != 0 {

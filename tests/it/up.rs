@@ -300,7 +300,14 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
     let bye = lines.iter().position(|l| *l == "a-1  | bye").unwrap();
     assert!(hi < bye, "{}", up.stdout);
     assert_eq!(containers(&mut net).len(), 2);
-    assert_eq!(cli.run(&net, &["down"], &[]).code, 0);
+    // `down --rmi all` takes the services' image too.
+    let down = cli.run(&net, &["down", "--rmi", "all"], &[]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(down.stderr.contains("Removed"), "{}", down.stderr);
+    let reference = wharf::image::reference::Reference::parse(IMAGE)
+        .unwrap()
+        .to_string();
+    assert_eq!(net.host.store.resolve(&reference).unwrap(), None);
     net.finish();
 }
 
