@@ -261,13 +261,7 @@ impl LinuxDriver {
         if !self.has_sandbox(&id)? {
             let ctx =
                 ctx.ok_or_else(|| format!("{name} has no network yet: `wharf up` gives it one"))?;
-            let spec = sandbox_spec(
-                &ctx.project,
-                &config.spec.service,
-                &config.spec.name,
-                &config.spec.hostname,
-            )
-            .map_err(|e| e.to_string())?;
+            let spec = sandbox_of(ctx, &config)?;
             let sandbox = self
                 .networks
                 .create_sandbox(&id, &spec)
@@ -392,14 +386,7 @@ impl LinuxDriver {
             return Ok(());
         }
         let config = self.runtime.config(&id).map_err(|e| e.to_string())?;
-        let spec = sandbox_spec(
-            &ctx.project,
-            &config.spec.service,
-            &config.spec.name,
-            &config.spec.hostname,
-        )
-        .map_err(|e| e.to_string())?;
-        let Mode::Bridge(endpoints) = spec.mode else {
+        let Mode::Bridge(endpoints) = sandbox_of(ctx, &config)?.mode else {
             return Err(format!("{name} has no bridge networks"));
         };
         let ep = endpoints
@@ -421,6 +408,21 @@ impl LinuxDriver {
             .map_err(|e| e.to_string())?;
         self.rewrite_etc_files(&id)
     }
+}
+
+/// The networking a container of the project should have, from its recorded service,
+/// name and hostname.
+fn sandbox_of(
+    ctx: &UpContext,
+    config: &crate::runtime::container::LaunchConfig,
+) -> Result<crate::network::model::SandboxSpec, String> {
+    sandbox_spec(
+        &ctx.project,
+        &config.spec.service,
+        &config.spec.name,
+        &config.spec.hostname,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The service and replica of container `name` of `project`: a temporary name

@@ -73,9 +73,7 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     };
     let root = state_root();
     let exe = std::env::current_exe()?;
-    let lock = crate::state::lock_project(&root, &name, || {
-        eprintln!("another wharf is changing project {name}; waiting for it to finish")
-    })?;
+    let lock = super::lock_project(&root, &name)?;
     let (runtime, networks) = (Runtime::new(&root, &exe), Networks::new(&root, &exe));
     crate::state::sweep(&name, &runtime, &networks)?;
     let live = crate::state::observe(&name, &runtime, &networks, Default::default())?;

@@ -217,6 +217,16 @@ pub fn load_project(opts: &LoadOptions, norm: NormalizeOptions) -> anyhow::Resul
     }
 }
 
+/// Takes `project`'s lock in `root`, saying so when another wharf holds it.
+pub fn lock_project(
+    root: &std::path::Path,
+    project: &str,
+) -> anyhow::Result<crate::state::ProjectLock> {
+    Ok(crate::state::lock_project(root, project, || {
+        eprintln!("another wharf is changing project {project}; waiting for it to finish")
+    })?)
+}
+
 /// Write command output to stdout. A closed pipe (`wharf config | head`) is not an error.
 pub fn print(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();

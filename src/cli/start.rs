@@ -60,12 +60,7 @@ fn run(
     }
     let root = state_root();
     let exe = std::env::current_exe()?;
-    let _lock = crate::state::lock_project(&root, &project.name, || {
-        eprintln!(
-            "another wharf is changing project {}; waiting for it to finish",
-            project.name
-        )
-    })?;
+    let _lock = super::lock_project(&root, &project.name)?;
     let runtime = Runtime::new(&root, &exe);
     let live = crate::state::observe(
         &project.name,

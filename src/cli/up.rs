@@ -283,12 +283,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)?;
     let root = state_root();
     let exe = std::env::current_exe()?;
-    let _lock = crate::state::lock_project(&root, &project.name, || {
-        eprintln!(
-            "another wharf is changing project {}; waiting for it to finish",
-            project.name
-        )
-    })?;
+    let _lock = super::lock_project(&root, &project.name)?;
 
     if !global.dry_run {
         let flag = args.pull.map(|p| match p {
