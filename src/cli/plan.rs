@@ -23,6 +23,19 @@ pub struct PlanArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub format: PlanFormat,
+    #[command(flatten)]
+    pub recreate: RecreateArgs,
+    /// Show what changed in the configuration of each container to be recreated
+    #[arg(long)]
+    pub diff: bool,
+    /// Plan only these services (and their dependencies, unless --no-deps)
+    pub services: Vec<String>,
+}
+
+/// The flags that shape a plan, the same for `plan` and `up` (so that `plan` shows exactly
+/// what `up` with the same flags would do).
+#[derive(Debug, Args)]
+pub struct RecreateArgs {
     /// Recreate containers even if their configuration and image have not changed
     #[arg(long, conflicts_with = "no_recreate")]
     pub force_recreate: bool,
@@ -38,17 +51,30 @@ pub struct PlanArgs {
     /// Don't plan linked services
     #[arg(long)]
     pub no_deps: bool,
-    /// Recreate dependent containers
+    /// Recreate dependent containers (incompatible with --no-recreate)
     #[arg(long, conflicts_with = "no_recreate")]
     pub always_recreate_deps: bool,
     /// Recreate anonymous volumes instead of retrieving data from the previous containers
     #[arg(short = 'V', long)]
     pub renew_anon_volumes: bool,
-    /// Show what changed in the configuration of each container to be recreated
-    #[arg(long)]
-    pub diff: bool,
-    /// Plan only these services (and their dependencies, unless --no-deps)
-    pub services: Vec<String>,
+}
+
+impl RecreateArgs {
+    /// The planner's options for these flags, the services named and `up --no-start`;
+    /// `env_orphans` is `COMPOSE_REMOVE_ORPHANS` from the project's `.env`.
+    pub fn options(&self, services: &[String], env_orphans: bool, no_start: bool) -> Options {
+        Options {
+            force_recreate: self.force_recreate,
+            no_recreate: self.no_recreate,
+            remove_orphans: self.remove_orphans || env_orphans,
+            no_start,
+            scale: self.scale.iter().cloned().collect(),
+            services: services.to_vec(),
+            no_deps: self.no_deps,
+            always_recreate_deps: self.always_recreate_deps,
+            renew_anon_volumes: self.renew_anon_volumes,
+        }
+    }
 }
 
 pub(super) fn parse_scale(text: &str) -> Result<(String, u64), String> {
@@ -65,10 +91,15 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
     // Services named on the command line are enabled whatever their profiles.
     let opts = global.load_options(&args.services)?;
     let loaded = load_project(&opts, NormalizeOptions::default())?;
-    let remove_orphans =
-        args.remove_orphans || super::up::remove_orphans_of(&loaded.loaded.environment);
+    let env_orphans = super::up::remove_orphans_of(&loaded.loaded.environment);
     let project = loaded.project;
-    for service in args.scale.iter().map(|(s, _)| s).chain(&args.services) {
+    for service in args
+        .recreate
+        .scale
+        .iter()
+        .map(|(s, _)| s)
+        .chain(&args.services)
+    {
         if !project.services.contains_key(service) {
             anyhow::bail!("no such service: {service}");
         }
@@ -81,17 +112,7 @@ pub fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<ExitCode> {
         &Networks::new(&root, &exe),
         Default::default(),
     )?;
-    let options = Options {
-        force_recreate: args.force_recreate,
-        no_recreate: args.no_recreate,
-        remove_orphans,
-        no_start: false,
-        scale: args.scale.into_iter().collect(),
-        services: args.services,
-        no_deps: args.no_deps,
-        always_recreate_deps: args.always_recreate_deps,
-        renew_anon_volumes: args.renew_anon_volumes,
-    };
+    let options = args.recreate.options(&args.services, env_orphans, false);
     let want = desired(&project);
     let plan = diff(&want, &live, &options);
     let diffs = if args.diff {

@@ -20,7 +20,7 @@ use crate::apply::linux::{LinuxDriver, UpContext, Wait, condition};
 use crate::compose::NormalizeOptions;
 use crate::compose::model::{DependencyCondition, Project};
 use crate::network::linux::Networks;
-use crate::plan::{Options, desired, diff};
+use crate::plan::{desired, diff};
 use crate::runtime::Runtime;
 use crate::runtime::cgroupfs::Hierarchies;
 use crate::runtime::container::{State, Status};
@@ -58,33 +58,14 @@ pub struct UpArgs {
     /// Don't start the services after creating them
     #[arg(long)]
     pub no_start: bool,
-    /// Scale SERVICE to NUM instances (SERVICE=NUM)
-    #[arg(long, value_parser = super::plan::parse_scale)]
-    pub scale: Vec<(String, u64)>,
+    #[command(flatten)]
+    pub recreate: super::plan::RecreateArgs,
     /// Pull images before running
     #[arg(long, value_enum)]
     pub pull: Option<PullFlag>,
     /// Pull without printing progress
     #[arg(long)]
     pub quiet_pull: bool,
-    /// Recreate containers even if their configuration and image haven't changed
-    #[arg(long, conflicts_with = "no_recreate")]
-    pub force_recreate: bool,
-    /// If containers already exist, don't recreate them
-    #[arg(long)]
-    pub no_recreate: bool,
-    /// Don't start linked services
-    #[arg(long)]
-    pub no_deps: bool,
-    /// Recreate dependent containers (incompatible with --no-recreate)
-    #[arg(long, conflicts_with = "no_recreate")]
-    pub always_recreate_deps: bool,
-    /// Recreate anonymous volumes instead of retrieving data from the previous containers
-    #[arg(short = 'V', long)]
-    pub renew_anon_volumes: bool,
-    /// Remove containers for services not defined in the Compose file
-    #[arg(long, env = "COMPOSE_REMOVE_ORPHANS")]
-    pub remove_orphans: bool,
     /// Attached mode: show timestamps
     #[arg(long)]
     pub timestamps: bool,
@@ -267,9 +248,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let on_exit = on_exit(&args).map_err(anyhow::Error::msg)?;
     let opts = global.load_options(&args.services)?;
     let loaded = load_project(&opts, NormalizeOptions::default())?;
-    let remove_orphans = args.remove_orphans || remove_orphans_of(&loaded.loaded.environment);
+    let env_orphans = remove_orphans_of(&loaded.loaded.environment);
     let project = loaded.project;
-    for (service, _) in &args.scale {
+    for (service, _) in &args.recreate.scale {
         if !project.services.contains_key(service) {
             anyhow::bail!("--scale: no such service: {service}");
         }
@@ -314,17 +295,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let networks = Networks::new(&root, &exe);
     crate::state::sweep(&project.name, &runtime, &networks)?;
     let live = crate::state::observe(&project.name, &runtime, &networks, images)?;
-    let options = Options {
-        force_recreate: args.force_recreate,
-        no_recreate: args.no_recreate,
-        remove_orphans,
-        no_start: args.no_start,
-        scale: args.scale.iter().cloned().collect(),
-        services: args.services.clone(),
-        no_deps: args.no_deps,
-        always_recreate_deps: args.always_recreate_deps,
-        renew_anon_volumes: args.renew_anon_volumes,
-    };
+    let options = args
+        .recreate
+        .options(&args.services, env_orphans, args.no_start);
     let plan = diff(&desired(&project), &live, &options);
     for w in &plan.warnings {
         eprintln!("WARN[0000] {w}");
