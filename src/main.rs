@@ -7,7 +7,7 @@ fn main() {
     let args = std::env::args_os().collect::<Vec<_>>();
     wharf::runtime::linux::hidden_command(&args);
     wharf::network::hidden_command(&args);
-    let cli = wharf::cli::Cli::parse();
+    let cli = wharf::cli::Cli::parse_from(wharf::cli::docker_compatible_args(args));
     let code = match wharf::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

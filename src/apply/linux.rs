@@ -23,7 +23,7 @@ use crate::image::store::Store;
 use crate::network::linux::Networks;
 use crate::network::model::{Mode, network_spec, sandbox_spec};
 use crate::plan::{Operation, Step};
-use crate::runtime::container::{Origin, State, Status};
+use crate::runtime::container::{OneOff, Origin, State, Status};
 use crate::runtime::linux::{Naming, prepare};
 use crate::runtime::spec::{CgroupVersion, EtcFile, JoinTarget, Mount, Namespace};
 use crate::runtime::{CreateOptions, Runtime};
@@ -58,6 +58,8 @@ pub struct LinuxDriver {
     /// (a plan touches each container several times; rescanning every record each time
     /// would make a large project's `up` quadratic).
     names: Mutex<Option<HashMap<String, String>>>,
+    /// Set by [`LinuxDriver::one_off`]: every container this driver creates is a one-off.
+    one_off: Option<OneOff>,
 }
 
 impl LinuxDriver {
@@ -72,7 +74,16 @@ impl LinuxDriver {
                 .and_then(|n| n.parse().ok()),
             started: std::sync::atomic::AtomicUsize::new(0),
             names: Mutex::new(None),
+            one_off: None,
         }
+    }
+
+    /// A driver whose containers are one-offs (`wharf run`): recorded as such, so that the
+    /// reconciler leaves them alone, and, unless `use_aliases`, answering on their networks
+    /// to their own name only.
+    pub fn one_off(mut self, one_off: OneOff) -> LinuxDriver {
+        self.one_off = Some(one_off);
+        self
     }
 
     /// A driver that can also create and start the containers of `context.project`.
@@ -176,6 +187,7 @@ impl LinuxDriver {
             config_hash: service_hash(&ctx.project, svc),
             image_digest,
             service: serde_json::to_value(svc).unwrap_or_default(),
+            one_off: self.one_off.clone(),
         };
         self.runtime
             .create(
@@ -236,14 +248,15 @@ impl LinuxDriver {
             .mounts)
     }
 
-    /// `(id, replica, state)` of every container of `service` in `project`.
+    /// `(id, replica, state)` of every replica of `service` in `project` (one-off containers
+    /// are not its replicas).
     fn service_containers(&self, project: &str, service: &str) -> Vec<(String, u64, State)> {
         self.runtime
             .list()
             .into_iter()
             .filter_map(|id| {
                 let c = self.runtime.config(&id).ok()?;
-                if c.spec.project != project || c.spec.service != service {
+                if c.spec.project != project || c.spec.service != service || c.one_off().is_some() {
                     return None;
                 }
                 let state = self.runtime.state(&id).ok()?;
@@ -252,7 +265,29 @@ impl LinuxDriver {
             .collect()
     }
 
-    fn start_container(&self, ctx: Option<&UpContext>, name: &str) -> Result<(), String> {
+    /// Creates the one-off container `name` (its service names it as its `container_name`
+    /// in the context's project); returns its id. See [`LinuxDriver::one_off`].
+    pub fn create_one_off(&self, name: &str) -> Result<String, String> {
+        let ctx = self
+            .up
+            .as_ref()
+            .ok_or("a one-off container needs the Compose file")?;
+        self.create_container(ctx, name)?;
+        self.container(name)
+    }
+
+    /// Starts the one-off container `name` once its service's dependencies are ready,
+    /// `attached` to our standard streams ([`Runtime::start_attached`]) or not.
+    pub fn start_one_off(&self, name: &str, attached: bool) -> Result<(), String> {
+        self.start_container(self.up.as_ref(), name, attached)
+    }
+
+    fn start_container(
+        &self,
+        ctx: Option<&UpContext>,
+        name: &str,
+        attached: bool,
+    ) -> Result<(), String> {
         let id = self.container(name)?;
         let config = self.runtime.config(&id).map_err(|e| e.to_string())?;
         if let Some(ctx) = ctx {
@@ -274,7 +309,12 @@ impl LinuxDriver {
                 })
                 .map_err(|e| e.to_string())?;
         }
-        self.runtime.start(&id).map(drop).map_err(|e| e.to_string())
+        let started = if attached {
+            self.runtime.start_attached(&id)
+        } else {
+            self.runtime.start(&id)
+        };
+        started.map(drop).map_err(|e| e.to_string())
     }
 
     /// Blocks until every `depends_on` condition of `service` holds, failing at once when
@@ -411,18 +451,29 @@ impl LinuxDriver {
 }
 
 /// The networking a container of the project should have, from its recorded service,
-/// name and hostname.
+/// name and hostname. A one-off container answers only to its own name (and hostname),
+/// not to its service's name and aliases, unless it was made with `--use-aliases` (as in
+/// Docker Compose): lookups of the service reach its replicas only.
 fn sandbox_of(
     ctx: &UpContext,
     config: &crate::runtime::container::LaunchConfig,
 ) -> Result<crate::network::model::SandboxSpec, String> {
-    sandbox_spec(
+    let mut spec = sandbox_spec(
         &ctx.project,
         &config.spec.service,
         &config.spec.name,
         &config.spec.hostname,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    if config.one_off().is_some_and(|o| !o.use_aliases) {
+        if let Mode::Bridge(endpoints) = &mut spec.mode {
+            let own = [config.spec.name.as_str(), config.spec.hostname.as_str()];
+            for e in endpoints {
+                e.names.retain(|n| own.contains(&n.as_str()));
+            }
+        }
+    }
+    Ok(spec)
 }
 
 /// The service and replica of container `name` of `project`: a temporary name
@@ -556,7 +607,7 @@ impl Driver for LinuxDriver {
                 self.create_container(self.context(step)?, name)
             }
             (Operation::StartContainer, "container") => {
-                self.start_container(self.up.as_ref(), name)
+                self.start_container(self.up.as_ref(), name, false)
             }
             (Operation::RenameContainer, "container") => {
                 let id = self.container(name)?;

@@ -23,6 +23,7 @@ mod ps;
 mod pull;
 mod records;
 mod rm;
+mod run;
 mod start;
 mod stop;
 mod table;
@@ -113,6 +114,8 @@ pub enum Command {
     Images(pull::ImagesArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
+    /// Run a one-off command in a new container of a service
+    Run(run::RunArgs),
     /// Print the public port for a port binding
     Port(port::PortArgs),
     /// Create and start the project's containers: apply what `wharf plan` shows
@@ -157,6 +160,73 @@ pub enum Command {
 
 /// What a command returns: its exit code.
 pub type ExitCode = i32;
+
+/// Global flags that take a value as the next argument.
+const GLOBAL_VALUE_FLAGS: &[&str] = &[
+    "-f",
+    "--file",
+    "-p",
+    "--project-name",
+    "--project-directory",
+    "--env-file",
+    "--profile",
+    "--parallel",
+    "--progress",
+    "--ansi",
+];
+
+/// `run` flags that take a value as the next argument.
+const RUN_VALUE_FLAGS: &[&str] = &[
+    "-e",
+    "--env",
+    "--publish",
+    "--entrypoint",
+    "-u",
+    "--user",
+    "-w",
+    "--workdir",
+    "--name",
+    "--pull",
+];
+
+/// The command line, with Docker Compose's one ambiguous flag resolved: `-p` names the
+/// project before the command, but after `run` it publishes a port (`run -p 8080:80`).
+/// clap's global `-p` would take both, so a `-p` between `run` and its service becomes
+/// `--publish`.
+pub fn docker_compatible_args(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let text = |a: &std::ffi::OsString| a.to_str().unwrap_or("").to_string();
+    let mut i = 1;
+    while i < args.len() && text(&args[i]).starts_with('-') {
+        i += if GLOBAL_VALUE_FLAGS.contains(&text(&args[i]).as_str()) {
+            2
+        } else {
+            1
+        };
+    }
+    if args.get(i).map(text).as_deref() != Some("run") {
+        return args;
+    }
+    i += 1;
+    while i < args.len() {
+        let a = text(&args[i]);
+        if a == "--" || !a.starts_with('-') {
+            break;
+        }
+        if a == "-p" {
+            args[i] = "--publish".into();
+            i += 2;
+        } else if let Some(value) = a.strip_prefix("-p") {
+            args[i] = format!("--publish={value}").into();
+            i += 1;
+        } else if GLOBAL_VALUE_FLAGS.contains(&a.as_str()) || RUN_VALUE_FLAGS.contains(&a.as_str())
+        {
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    args
+}
 
 /// The process environment, captured once at start-up.
 pub fn os_environment() -> Environment {
@@ -243,6 +313,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => pull::run_pull(&cli.global, args),
         Command::Images(args) => pull::run_images(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Ls(args) => ls::run(&cli.global, args),

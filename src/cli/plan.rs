@@ -73,6 +73,7 @@ impl RecreateArgs {
             no_deps: self.no_deps,
             always_recreate_deps: self.always_recreate_deps,
             renew_anon_volumes: self.renew_anon_volumes,
+            one_off: None,
         }
     }
 }

@@ -241,7 +241,7 @@ impl Cascade {
 }
 
 /// How long a dependency wait or `--wait` lasts without `--wait-timeout`.
-const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let started = SystemTime::now();
@@ -437,7 +437,7 @@ fn attach(
 /// Refuses, before anything changes, a plan whose new containers would publish a port
 /// that is taken (by another program, another project, or each other); the ports of the
 /// containers the plan removes count as free.
-fn check_ports(
+pub(super) fn check_ports(
     project: &Project,
     plan: &crate::plan::Plan,
     live: &crate::plan::Live,

@@ -1132,6 +1132,22 @@ fn parse_port_spec(raw: &str) -> Result<Vec<ParsedPort>, String> {
     Ok(ports)
 }
 
+/// The ports one short-syntax entry (`[host_ip:][published:]target[/protocol]`, as in
+/// `wharf run -p`) publishes, as the normalized model has them.
+pub fn short_ports(raw: &str) -> Result<Vec<super::model::ServicePort>, String> {
+    Ok(parse_port_spec(raw)?
+        .into_iter()
+        .map(|p| super::model::ServicePort {
+            mode: Some("ingress".into()),
+            host_ip: p.host_ip,
+            target: p.target,
+            published: p.published,
+            protocol: p.protocol,
+            ..Default::default()
+        })
+        .collect())
+}
+
 /// `N` or `N-M` with `N <= M`, each a decimal port number (0-65535).
 fn parse_port_range(raw: &str, text: &str) -> Result<(u16, u16), String> {
     let number = |s: &str| -> Result<u16, String> {
@@ -1711,7 +1727,7 @@ fn describe(node: &Node) -> String {
 /// escapes the next character (outside single quotes), `$(...)` and backticks are kept
 /// as text, and an unquoted `;`, `&`, `|`, `<` or `>` ends the command (the rest is
 /// dropped, as Docker Compose does). Unbalanced quotes or parentheses are errors.
-fn shell_split(line: &str) -> Result<Vec<String>, &'static str> {
+pub fn shell_split(line: &str) -> Result<Vec<String>, &'static str> {
     const INVALID: &str = "invalid command line string";
     let mut args = Vec::new();
     let mut buf = String::new();

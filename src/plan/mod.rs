@@ -220,6 +220,9 @@ pub struct LiveContainer {
     pub networks: Vec<String>,
     /// The normalized service it was created from, for field-level causes.
     pub config: Option<serde_json::Value>,
+    /// A one-off container (`wharf run`): none of its service's replicas, left alone by
+    /// `up`, removed by `down`.
+    pub one_off: bool,
 }
 
 /// A network or volume as it exists.
@@ -266,6 +269,10 @@ pub struct Options {
     /// `-V/--renew-anon-volumes`: recreated containers get new anonymous volumes, and a
     /// targeted container that has some is recreated for that alone.
     pub renew_anon_volumes: bool,
+    /// `run SERVICE`: what a one-off container of SERVICE needs — the networks and volumes
+    /// it uses and (unless `no_deps`) its dependencies — with SERVICE's own containers
+    /// left alone.
+    pub one_off: Option<String>,
 }
 
 /// When a service's existing containers are recreated.
@@ -487,11 +494,16 @@ pub fn config_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {
 /// dependencies, transitively; every service when none is named. Names the Compose files
 /// do not know are ignored (the CLI refuses them first).
 fn scope<'a>(desired: &'a Desired, options: &Options) -> BTreeSet<&'a str> {
-    if options.services.is_empty() {
+    if options.services.is_empty() && options.one_off.is_none() {
         return desired.services.keys().map(String::as_str).collect();
     }
     let mut out = BTreeSet::new();
-    let mut todo: Vec<&str> = options.services.iter().map(String::as_str).collect();
+    let mut todo: Vec<&str> = options
+        .services
+        .iter()
+        .chain(&options.one_off)
+        .map(String::as_str)
+        .collect();
     while let Some(name) = todo.pop() {
         let Some((key, svc)) = desired.services.get_key_value(name) else {
             continue;
@@ -508,16 +520,40 @@ pub fn diff(desired: &Desired, live: &Live, options: &Options) -> Plan {
     let mut plan = Plan::default();
     let mut ready: BTreeMap<String, usize> = BTreeMap::new(); // resource → step it waits on
 
+    // One-off containers (`wharf run`) are nobody's replicas: `up` leaves them alone.
+    let replicas;
+    let live = if live.containers.iter().any(|c| c.one_off) {
+        replicas = Live {
+            containers: live
+                .containers
+                .iter()
+                .filter(|c| !c.one_off)
+                .cloned()
+                .collect(),
+            ..live.clone()
+        };
+        &replicas
+    } else {
+        live
+    };
+
     // With services named, only what they use is planned; otherwise everything declared.
-    let scope = scope(desired, options);
-    let whole = options.services.is_empty();
+    // For a one-off container, its service is in scope for what it uses, but its own
+    // containers are not planned.
+    let used_scope = scope(desired, options);
+    let whole = options.services.is_empty() && options.one_off.is_none();
     let used = |pick: fn(&DesiredService) -> &Vec<String>, key: &str| {
         whole
-            || scope
+            || used_scope
                 .iter()
                 .filter_map(|s| desired.services.get(*s))
                 .any(|s| pick(s).iter().any(|k| k == key))
     };
+    let scope: BTreeSet<&str> = used_scope
+        .iter()
+        .copied()
+        .filter(|s| options.one_off.as_deref() != Some(*s))
+        .collect();
     let targeted = |service: &str| whole || options.services.iter().any(|s| s == service);
     let policy = |service: &str| {
         if options.no_recreate {
@@ -995,7 +1031,9 @@ pub fn start(desired: &Desired, live: &Live, services: &[String], restart: bool)
     let mut started: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let chosen = |s: &str| services.is_empty() || services.iter().any(|x| x == s);
     let order = service_order(desired);
-    let mut containers: Vec<&LiveContainer> = live.containers.iter().collect();
+    // One-off containers (`wharf run`) are not restarted with their service.
+    let mut containers: Vec<&LiveContainer> =
+        live.containers.iter().filter(|c| !c.one_off).collect();
     containers.sort_by_key(|c| {
         (
             order

@@ -52,6 +52,7 @@ fn live_of(d: &Desired) -> Live {
                 exit_code: None,
                 networks: svc.networks.clone(),
                 config: Some(svc.config.clone()),
+                one_off: false,
             });
         }
         live.images
@@ -874,4 +875,62 @@ fn a_replacement_left_under_its_temporary_name_is_removed_first() {
     insta::assert_snapshot!(plan(THREE_TIER, &live, &Options::default()), @"[] -> #1 container:000000000000_shop-api-1, RemoveContainer, left by an interrupted recreate");
     assert!(is_temporary("0123456789ab_shop-api-1"));
     assert!(!is_temporary("shop_api-1"));
+}
+
+fn one_off(service: &str, no_deps: bool) -> Options {
+    Options {
+        one_off: Some(service.into()),
+        no_deps,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn run_plans_what_the_one_off_needs_but_not_its_service() {
+    // `run api`: db (its dependency) and the networks and volumes used, no api container.
+    insta::assert_snapshot!(plan(THREE_TIER, &Live::default(), &one_off("api", false)), @r"
+    [] -> #1 volume:shop_data, CreateVolume, not found
+    [] -> #2 network:shop_back, CreateNetwork, not found
+    [] -> #3 network:shop_default, CreateNetwork, not found
+    [1,2] -> #4 container:shop-db-1, CreateContainer, not found
+    [4] -> #5 container:shop-db-1, StartContainer, created
+    ");
+    // `run --no-deps web`: only its network.
+    insta::assert_snapshot!(plan(THREE_TIER, &Live::default(), &one_off("web", true)), @"[] -> #1 network:shop_default, CreateNetwork, not found");
+    // Its own stopped or changed containers are left as they are.
+    let mut live = up(THREE_TIER);
+    live.containers
+        .iter_mut()
+        .for_each(|c| c.running = c.service != "api");
+    let changed = with(THREE_TIER, "MODE: prod", "MODE: dev");
+    insta::assert_snapshot!(plan(&changed, &live, &one_off("api", false)), @"(nothing to do)");
+}
+
+#[test]
+fn one_off_containers_are_left_alone_by_up_and_removed_by_down() {
+    let mut live = up(THREE_TIER);
+    let mut run = live.containers[0].clone();
+    run.name = "shop-web-run-0123456789ab".into();
+    run.id = format!("{:f>64}", "");
+    run.one_off = true;
+    run.running = false;
+    run.hash = "stale".into();
+    live.containers.push(run);
+    // Neither an orphan, nor a replica to recreate, scale down or start.
+    let scaled = Options {
+        scale: [("web".to_string(), 0)].into(),
+        remove_orphans: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(plan(THREE_TIER, &live, &scaled), @r"
+    [] -> #1 container:shop-web-1, StopContainer, scale down
+    [1] -> #2 container:shop-web-1, RemoveContainer, scale down
+    ");
+    let d = desired(&project(THREE_TIER));
+    assert!(crate::plan::start(&d, &live, &[], false).is_empty());
+    let down = teardown(Some(&d), &live, &[]).to_string();
+    assert!(
+        down.contains("container:shop-web-run-0123456789ab, RemoveContainer, down"),
+        "{down}"
+    );
 }

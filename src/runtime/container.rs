@@ -78,6 +78,30 @@ pub struct Origin {
     pub image_digest: Option<String>,
     #[serde(default)]
     pub service: serde_json::Value,
+    /// `Some` for a one-off container (`wharf run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_off: Option<OneOff>,
+}
+
+/// A one-off container (`wharf run`): not one of its service's replicas, so the reconciler
+/// neither scales, recreates nor waits for it, and `down` removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneOff {
+    /// `run -d --rm`: there is no daemon to remove it when it exits, so the next wharf
+    /// command that sweeps the project and finds it exited does.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// `--use-aliases`: it answers to its service's name and aliases on its networks, as
+    /// the service's replicas do (without, only to its own name).
+    #[serde(default)]
+    pub use_aliases: bool,
+}
+
+impl LaunchConfig {
+    /// The one-off record, for a container `wharf run` made.
+    pub fn one_off(&self) -> Option<&OneOff> {
+        self.origin.as_ref().and_then(|o| o.one_off.as_ref())
+    }
 }
 
 /// A process, identified so that a recycled PID is not taken for it: its start time in

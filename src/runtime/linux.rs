@@ -255,11 +255,15 @@ impl Runtime {
         ids
     }
 
-    /// The container of replica `replica` of `service` in `project`, if there is one.
+    /// The container of replica `replica` of `service` in `project`, if there is one (a
+    /// one-off container of the service is none of its replicas).
     pub fn find(&self, project: &str, service: &str, replica: u64) -> Option<String> {
         self.list().into_iter().find(|id| {
             self.dir(id).read_config().is_ok_and(|c| {
-                c.spec.project == project && c.spec.service == service && c.spec.replica == replica
+                c.spec.project == project
+                    && c.spec.service == service
+                    && c.spec.replica == replica
+                    && c.one_off().is_none()
             })
         })
     }
@@ -267,13 +271,26 @@ impl Runtime {
     /// Starts the container under a new supervisor and returns once its program runs (or
     /// with the reason it could not start). Starting a running container does nothing.
     pub fn start(&self, id: &str) -> Result<State> {
+        self.launch(id, false)
+    }
+
+    /// Starts the container in the foreground of our caller (`wharf run`): it reads our
+    /// stdin, and its output comes to our stdout and stderr as well as to its log. With a
+    /// terminal (`process.terminal`), our stdin should be in raw mode meanwhile
+    /// ([`super::nsexec::RawMode`]), and a `SIGWINCH` sent to the supervisor when our window
+    /// changes. The supervisor holds our streams until the container has exited.
+    pub fn start_attached(&self, id: &str) -> Result<State> {
+        self.launch(id, true)
+    }
+
+    fn launch(&self, id: &str, attached: bool) -> Result<State> {
         let dir = self.existing(id)?;
         let state = dir.read_state().map_err(Self::record(id))?.checked();
         if state.is_active() {
             return Ok(state);
         }
         let name = self.config(id)?.spec.name;
-        super::supervisor::launch(&self.exe, dir.path())
+        super::supervisor::launch(&self.exe, dir.path(), attached)
             .map_err(|m| Self::step(&name, "starting")(m))?;
         self.state(id)
     }
@@ -605,7 +622,8 @@ pub fn hidden_command(args: &[std::ffi::OsString]) {
     match args.get(1).and_then(|a| a.to_str()) {
         Some("__supervise") => {
             if let Some(dir) = arg(2) {
-                super::supervisor::main(&dir)
+                let attached = args.get(3).is_some_and(|a| a == "--attached");
+                super::supervisor::main(&dir, attached)
             }
         }
         Some("__init") => {

@@ -244,14 +244,14 @@ fn copy_window_size(master: BorrowedFd<'_>) {
 
 /// Our stdin terminal in raw mode (as `cfmakeraw`, like Docker's CLI) until dropped: keys
 /// reach the command as typed (Ctrl-C included) and its terminal does the echoing.
-struct RawMode {
+pub struct RawMode {
     stdin: Stdin,
     saved: Termios,
 }
 
 impl RawMode {
     /// `None` when stdin is not a terminal.
-    fn enter() -> Option<RawMode> {
+    pub fn enter() -> Option<RawMode> {
         let stdin = std::io::stdin();
         if !stdin.is_terminal() {
             return None;
@@ -270,23 +270,37 @@ impl Drop for RawMode {
     }
 }
 
-/// Our stdout, written with plain blocking writes (its file description is shared with
-/// the caller, so we never make it non-blocking). After a failed write (the reader went
+/// A stream of the caller (our stdout; a `wharf run` caller's stdout or stderr in the
+/// supervisor), written with plain blocking writes: its file description is shared with
+/// the caller, so we never make it non-blocking. After a failed write (the reader went
 /// away) the rest is discarded, so the command is never stuck on a full terminal.
-struct Output {
+pub(super) struct Output {
+    fd: OwnedFd,
     broken: bool,
 }
 
 impl Output {
-    fn write(&mut self, mut data: &[u8]) {
-        let stdout = std::io::stdout();
+    pub(super) fn new(fd: OwnedFd) -> Output {
+        Output { fd, broken: false }
+    }
+
+    /// Our own stdout (a duplicate of it); `None` when it is closed.
+    fn stdout() -> Option<Output> {
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(Output::new)
+    }
+
+    pub(super) fn write(&mut self, mut data: &[u8]) {
         while !self.broken && !data.is_empty() {
-            match nix::unistd::write(&stdout, data) {
+            match nix::unistd::write(&self.fd, data) {
                 Ok(n) => data = &data[n..],
                 Err(Errno::EINTR) => {}
                 // Someone else made it non-blocking: wait until it takes more.
                 Err(Errno::EAGAIN) => {
-                    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+                    let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLOUT)];
                     let _ = poll(&mut fds, PollTimeout::NONE);
                 }
                 Err(_) => self.broken = true,
@@ -304,7 +318,9 @@ fn relay(child: Pid, master: &OwnedFd, all: &SigSet) -> Result<i32, String> {
     let stdin = std::io::stdin();
     // Restored on every way out of this function.
     let raw = RawMode::enter();
-    let mut out = Output { broken: false };
+    let Some(mut out) = Output::stdout() else {
+        return Err("our standard output is closed".into());
+    };
     let mut buf = vec![0u8; 16 * 1024];
     // Read from stdin, not yet taken by the terminal: stdin is read only when it is empty,
     // so a command that does not read cannot make us buffer without bound.

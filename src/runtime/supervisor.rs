@@ -8,6 +8,11 @@
 //! to every process of the cgroup. A paused container (its cgroup frozen) is not probed,
 //! and is thawed before the stop signal and before a restart.
 //!
+//! Started *attached* (`wharf run` in the foreground), it also gives the container the
+//! caller's stdin, copies the container's output to the caller's stdout and stderr beside
+//! the log, and with a terminal relays the caller's keys to the container's terminal and
+//! follows its window size (the caller sends `SIGWINCH` when it changes).
+//!
 //! It is single-threaded and event-driven (`poll` over the output pipes and a signalfd),
 //! so it may fork, and it keeps its memory small: one supervisor per container. It never
 //! enters a container's namespaces itself; children do that. Its own diagnostics go to
@@ -35,6 +40,7 @@ use super::container::{ContainerDir, LaunchConfig, ProcRef, State, Status};
 use super::health::{Health, Probe};
 use super::init::{ERROR_FD, SYNC_FD};
 use super::log::{LogWriter, Rotation, Stream, rfc3339_nanos};
+use super::nsexec::Output;
 use super::restart::{Exit, Restarts};
 use super::spec::{LogDriver, Namespace};
 use super::sys;
@@ -44,9 +50,11 @@ pub const READY_FD: RawFd = 3;
 /// How much probe output is kept (Docker keeps 4 KiB).
 const PROBE_OUTPUT: usize = 4096;
 
-/// Runs the supervisor. Never returns.
-pub fn main(dir: &Path) -> ! {
+/// Runs the supervisor; `attached`: the standard streams are the caller's, to be given to
+/// the container ([`Attached`]). Never returns.
+pub fn main(dir: &Path, attached: bool) -> ! {
     let dir = ContainerDir::at(dir.to_path_buf());
+    let attached = attached.then(Attached::take).flatten();
     let mut diag = OpenOptions::new()
         .create(true)
         .append(true)
@@ -54,7 +62,10 @@ pub fn main(dir: &Path) -> ! {
         .ok();
     let mut ready = take_ready_fd();
     let code = match Supervisor::new(dir.clone()) {
-        Ok(mut s) => s.run(&mut ready, &mut diag),
+        Ok(mut s) => {
+            s.attached = attached;
+            s.run(&mut ready, &mut diag)
+        }
         Err(e) => {
             report(&mut ready, &format!("error: {e}"));
             note(&mut diag, &format!("cannot supervise: {e}"));
@@ -87,6 +98,47 @@ fn note(diag: &mut Option<File>, line: &str) {
     }
 }
 
+/// The caller's streams of an attached supervisor, taken from our standard streams (which
+/// then point at `/dev/null`, so that nothing else we start writes to the caller).
+struct Attached {
+    stdin: OwnedFd,
+    stdout: Output,
+    stderr: Output,
+    /// With a terminal: whether the caller's stdin is still relayed to it (until its EOF).
+    relaying: bool,
+}
+
+impl Attached {
+    /// `None` when `/dev/null` cannot be opened (then nothing is taken).
+    fn take() -> Option<Attached> {
+        let null = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .ok()?;
+        // A closed stream of the caller stays closed for the container: `/dev/null`.
+        let dup = |fd: RawFd| -> Option<OwnedFd> {
+            let from = match nix::fcntl::fcntl(sys::borrow_fd(fd), FcntlArg::F_GETFD) {
+                Ok(_) => sys::borrow_fd(fd),
+                Err(_) => null.as_fd(),
+            };
+            nix::fcntl::fcntl(from, FcntlArg::F_DUPFD_CLOEXEC(3))
+                .ok()
+                .map(sys::take_fd)
+        };
+        let (stdin, stdout, stderr) = (dup(0)?, dup(1)?, dup(2)?);
+        for fd in 0..=2 {
+            let _ = sys::dup2_to(null.as_raw_fd(), fd);
+        }
+        Some(Attached {
+            stdin,
+            stdout: Output::new(stdout),
+            stderr: Output::new(stderr),
+            relaying: true,
+        })
+    }
+}
+
 /// A running container process and its output.
 struct Running {
     init: Pid,
@@ -94,6 +146,8 @@ struct Running {
     output: Vec<(OwnedFd, Stream)>,
     /// Keeps the container's stdin open (`stdin_open` without a terminal).
     _stdin: Option<OwnedFd>,
+    /// Attached with a terminal: its master, where the caller's keys go.
+    terminal: Option<OwnedFd>,
     oom_before: u64,
 }
 
@@ -116,6 +170,7 @@ struct Supervisor {
     health: Option<Health>,
     log: Option<LogWriter>,
     signals: SignalFd,
+    attached: Option<Attached>,
 }
 
 impl Supervisor {
@@ -135,6 +190,7 @@ impl Supervisor {
             NixSignal::SIGTERM,
             NixSignal::SIGINT,
             NixSignal::SIGHUP,
+            NixSignal::SIGWINCH,
         ] {
             mask.add(s);
         }
@@ -172,6 +228,7 @@ impl Supervisor {
             health,
             log,
             signals,
+            attached: None,
         })
     }
 
@@ -223,8 +280,23 @@ impl Supervisor {
             if let Some(pipe) = probe.as_ref().and_then(|p| p.pipe.as_ref()) {
                 fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
             }
+            let relay = match (&self.attached, &running.terminal) {
+                (Some(a), Some(_)) if a.relaying => {
+                    fds.push(PollFd::new(a.stdin.as_fd(), PollFlags::POLLIN));
+                    true
+                }
+                _ => false,
+            };
             let _ = poll(&mut fds, timeout);
+            let keys = relay
+                && fds
+                    .last()
+                    .and_then(|f| f.revents())
+                    .is_some_and(|r| !r.is_empty());
             drop(fds);
+            if keys {
+                self.relay_keys(&running);
+            }
 
             // --- output -----------------------------------------------------------------
             self.pump_output(&mut running, diag);
@@ -236,6 +308,9 @@ impl Supervisor {
             let mut init_status: Option<WaitStatus> = None;
             while let Ok(Some(info)) = self.signals.read_signal() {
                 let s = info.ssi_signo as i32;
+                if s == libc::SIGWINCH {
+                    self.follow_window_size(&running);
+                }
                 if (s == libc::SIGTERM || s == libc::SIGINT) && !stop_requested {
                     stop_requested = true;
                     self.state.stopped_by_user = true;
@@ -476,9 +551,17 @@ impl Supervisor {
         // --- stdio ---------------------------------------------------------------------
         let mut output = Vec::new();
         let mut keep_stdin = None;
+        let mut terminal = None;
         let (stdin, stdout, stderr): (Stdio, Stdio, Stdio) = if spec.process.terminal {
             let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
             set_cloexec_nonblock(&pty.master)?;
+            if let Some(a) = &self.attached {
+                // Sized like the caller's terminal before the program first looks.
+                if let Ok(size) = sys::window_size(a.stdin.as_fd()) {
+                    let _ = sys::set_window_size(pty.master.as_fd(), &size);
+                }
+                terminal = Some(pty.master.try_clone().map_err(|e| e.to_string())?);
+            }
             let slave = pty.slave;
             let (a, b) = (
                 slave.try_clone().map_err(|e| e.to_string())?,
@@ -491,7 +574,9 @@ impl Supervisor {
             let (err_r, err_w) = pipe()?;
             output.push((out_r, Stream::Stdout));
             output.push((err_r, Stream::Stderr));
-            let stdin = if spec.process.stdin_open {
+            let stdin = if let Some(a) = &self.attached {
+                Stdio::from(a.stdin.try_clone().map_err(|e| e.to_string())?)
+            } else if spec.process.stdin_open {
                 let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
                 keep_stdin = Some(w);
                 Stdio::from(r)
@@ -604,6 +689,7 @@ impl Supervisor {
             started,
             output,
             _stdin: keep_stdin,
+            terminal,
             oom_before,
         })
     }
@@ -624,6 +710,12 @@ impl Supervisor {
                                 note(diag, &format!("writing the log: {e}"));
                             }
                         }
+                        if let Some(a) = self.attached.as_mut() {
+                            match stream {
+                                Stream::Stdout => a.stdout.write(&buf[..n]),
+                                Stream::Stderr => a.stderr.write(&buf[..n]),
+                            }
+                        }
                     }
                     // EIO: the pty's other side is closed.
                     Err(nix::Error::EIO) => {
@@ -636,6 +728,32 @@ impl Supervisor {
         }
         for i in closed.into_iter().rev() {
             running.output.remove(i);
+        }
+    }
+
+    /// Attached with a terminal: what the caller typed, to the container's terminal. A key
+    /// the terminal cannot take right now is dropped, as on a real one.
+    fn relay_keys(&mut self, running: &Running) {
+        let (Some(a), Some(master)) = (self.attached.as_mut(), running.terminal.as_ref()) else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(&a.stdin, &mut buf) {
+            Ok(0) => a.relaying = false,
+            Ok(n) => {
+                let _ = nix::unistd::write(master, &buf[..n]);
+            }
+            Err(nix::Error::EAGAIN | nix::Error::EINTR) => {}
+            Err(_) => a.relaying = false,
+        }
+    }
+
+    /// Attached with a terminal: the caller's window size, given to the container's.
+    fn follow_window_size(&self, running: &Running) {
+        if let (Some(a), Some(master)) = (&self.attached, &running.terminal) {
+            if let Ok(size) = sys::window_size(a.stdin.as_fd()) {
+                let _ = sys::set_window_size(master.as_fd(), &size);
+            }
         }
     }
 
@@ -794,18 +912,27 @@ fn set_cloexec_nonblock(fd: &OwnedFd) -> Result<(), String> {
 
 /// Starts a supervisor for the container in `dir` and waits for the outcome of its first
 /// start. The supervisor is `exe` re-executed (never a fork of the caller, which may run a
-/// tokio runtime), in a new session, with its standard streams on `/dev/null`.
-pub fn launch(exe: &Path, dir: &Path) -> Result<(), String> {
+/// tokio runtime), in a new session, with its standard streams on `/dev/null` — or, when
+/// `attached`, on ours, for the container (see [`Attached`]).
+pub fn launch(exe: &Path, dir: &Path, attached: bool) -> Result<(), String> {
     let (ready_r, ready_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let ready_fd = ready_w.as_raw_fd();
     let mut cmd = Command::new(exe);
+    let stream = || {
+        if attached {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        }
+    };
     cmd.arg0("wharf-supervisor")
         .arg("__supervise")
         .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .args(attached.then_some("--attached"))
+        .stdin(stream())
+        .stdout(stream())
+        .stderr(stream())
         // It may outlive us by months: it keeps none of our environment and no directory
         // of ours busy.
         .env_clear()

@@ -218,6 +218,7 @@ pub fn observe(
             running,
             exit_code,
             networks: sandboxes.get(&id).cloned().unwrap_or_default(),
+            one_off: origin.as_ref().is_some_and(|o| o.one_off.is_some()),
             config: origin.map(|o| o.service),
             id,
         });
@@ -244,15 +245,27 @@ pub fn observe(
     })
 }
 
-/// Crash recovery: finishes container removals a crash interrupted, and removes the
-/// network sandboxes of `project` whose container no longer exists (a `down` or a recreate killed between removing the container and its sandbox
-/// leaves them; they would hold their networks forever). Returns their ids.
+/// Crash recovery and the chores of a daemon: finishes container removals a crash
+/// interrupted, removes the one-off containers of `project` made with `run -d --rm` that
+/// have exited, and removes the network sandboxes of `project` whose container no longer
+/// exists (a `down` or a recreate killed between removing the container and its sandbox
+/// leaves them; they would hold their networks forever). Returns the sandboxes' ids.
 pub fn sweep(
     project: &str,
     runtime: &Runtime,
     networks: &Networks,
 ) -> Result<Vec<String>, StateError> {
     runtime.purge();
+    for id in runtime.list() {
+        let done = runtime
+            .config(&id)
+            .is_ok_and(|c| c.spec.project == project && c.one_off().is_some_and(|o| o.auto_remove))
+            && runtime.state(&id).is_ok_and(|s| !s.is_active());
+        if done {
+            // Its sandbox goes below, with the other sandboxes left without a container.
+            let _ = runtime.remove(&id);
+        }
+    }
     let root = runtime.root();
     for dir in ["network", "network/networks", "network/sandboxes"] {
         remove_stale_temporaries(&root.join(dir));

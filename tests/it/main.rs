@@ -15,6 +15,7 @@ mod registry;
 mod registry_harness;
 mod registry_harness_selftest;
 mod replay;
+mod run;
 mod runtime;
 mod schema;
 mod up;
