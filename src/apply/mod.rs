@@ -313,6 +313,60 @@ mod tests {
     }
 
     #[test]
+    fn teardown_keeps_going_past_a_failure_and_reports_it() {
+        use crate::plan::{Live, LiveContainer, LiveObject, teardown};
+        let container = |name: &str| LiveContainer {
+            id: format!("{name:0>64}"),
+            name: name.into(),
+            service: name.into(),
+            replica: 1,
+            hash: String::new(),
+            image_digest: None,
+            running: true,
+            exit_code: None,
+            networks: vec!["default".into()],
+            config: None,
+            one_off: false,
+        };
+        let live = Live {
+            containers: vec![container("a"), container("b"), container("c")],
+            networks: [(
+                "default".to_string(),
+                LiveObject {
+                    name: "p_default".into(),
+                    hash: String::new(),
+                },
+            )]
+            .into(),
+            ..Live::default()
+        };
+        let p = teardown(None, &live, &["p_data".to_string()]);
+        let fake = Fake::new(&["container:b"], 2);
+        let report = rt().block_on(run(&p, fake.clone(), 4));
+        let done: Vec<&str> = p
+            .steps
+            .iter()
+            .filter(|s| report.outcomes[&s.id] == Outcome::Done)
+            .map(|s| s.resource.as_str())
+            .collect();
+        // a and c are stopped and removed although b failed.
+        assert_eq!(
+            done,
+            ["container:a", "container:a", "container:c", "container:c"]
+        );
+        // The network and the volume wait for every container: they are kept, and say why.
+        let failures: Vec<String> = report.failures(&p).collect();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("container:b refused"), "{failures:?}");
+        assert!(
+            p.steps
+                .iter()
+                .filter(|s| s.resource.starts_with("network:") || s.resource.starts_with("volume:"))
+                .all(|s| matches!(report.outcomes[&s.id], Outcome::Skipped { .. }))
+        );
+    }
+
+    #[test]
     fn a_step_waiting_on_a_missing_step_is_skipped_not_hung() {
         let p = Plan {
             steps: vec![step(1, "container:a", &[]), step(2, "container:b", &[9])],
