@@ -100,6 +100,7 @@ fn main() {
                 container_name: None,
                 id: None,
                 volumes_from: &[],
+                anonymous_volumes: None,
             },
             &store,
             cgroups.version(),
@@ -120,7 +121,8 @@ fn main() {
         rt.create(&prepared.spec, &options).unwrap();
         rt.start(&prepared.spec.id).unwrap();
         let took = begun.elapsed();
-        rt.remove(&prepared.spec.id).unwrap();
+        rt.remove(&prepared.spec.id, wharf::runtime::AnonymousVolumes::Remove)
+            .unwrap();
 
         let begun = Instant::now();
         let status = Command::new("unshare")
@@ -184,7 +186,8 @@ fn main() {
         pss.push(kb);
     }
     for id in &ids {
-        rt.remove(id).unwrap();
+        rt.remove(id, wharf::runtime::AnonymousVolumes::Remove)
+            .unwrap();
     }
     let mean = pss.iter().sum::<u64>() as f64 / pss.len() as f64;
     println!(

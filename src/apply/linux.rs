@@ -11,6 +11,13 @@
 //! the old container still holds the name, the published ports and the DNS entries, and
 //! takes them over only once the old one is gone and it has been renamed. Starting also
 //! waits for the `depends_on` conditions of its service, each wait bounded.
+//!
+//! Anonymous volumes, as Docker Compose treats them: a replacement (a temporary name,
+//! `<12 hex>_<name>`) mounts the anonymous volumes of the container it replaces, matched by
+//! destination, unless the driver was told `up -V` ([`LinuxDriver::renew_anon_volumes`]).
+//! Removing a container never deletes a volume: what it leaves that no other container
+//! mounts is recorded for the project ([`crate::state::keep_anonymous_volumes`]), and only
+//! a `RemoveVolume` step (`down -v`) deletes a volume, refusing one a container still mounts.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,8 +32,10 @@ use crate::network::model::{Mode, network_spec, sandbox_spec};
 use crate::plan::{Operation, Step};
 use crate::runtime::container::{OneOff, Origin, State, Status};
 use crate::runtime::linux::{Naming, prepare};
-use crate::runtime::spec::{CgroupVersion, EtcFile, JoinTarget, Mount, Namespace};
-use crate::runtime::{CreateOptions, Runtime};
+use crate::runtime::spec::{
+    CgroupVersion, EtcFile, JoinTarget, Mount, Namespace, anonymous_volumes_of,
+};
+use crate::runtime::{AnonymousVolumes, CreateOptions, Runtime};
 use crate::state::VolumeRecord;
 
 use super::Driver;
@@ -60,6 +69,8 @@ pub struct LinuxDriver {
     names: Mutex<Option<HashMap<String, String>>>,
     /// Set by [`LinuxDriver::one_off`]: every container this driver creates is a one-off.
     one_off: Option<OneOff>,
+    /// `up -V`: replacements get fresh anonymous volumes.
+    renew_anon_volumes: bool,
 }
 
 impl LinuxDriver {
@@ -75,6 +86,7 @@ impl LinuxDriver {
             started: std::sync::atomic::AtomicUsize::new(0),
             names: Mutex::new(None),
             one_off: None,
+            renew_anon_volumes: false,
         }
     }
 
@@ -83,6 +95,13 @@ impl LinuxDriver {
     /// to their own name only.
     pub fn one_off(mut self, one_off: OneOff) -> LinuxDriver {
         self.one_off = Some(one_off);
+        self
+    }
+
+    /// `up -V/--renew-anon-volumes`: a replacement gets fresh anonymous volumes instead of
+    /// those of the container it replaces (which stay on the host, recorded).
+    pub fn renew_anon_volumes(mut self, renew: bool) -> LinuxDriver {
+        self.renew_anon_volumes = renew;
         self
     }
 
@@ -146,6 +165,7 @@ impl LinuxDriver {
             .map(|v| self.mounts_of(ctx, v))
             .collect::<Result<_, _>>()?;
         let from: Vec<&[Mount]> = from.iter().map(Vec::as_slice).collect();
+        let inherited = self.inherited_anonymous_volumes(name);
         let prepared = prepare(
             &ctx.project,
             Naming {
@@ -154,6 +174,7 @@ impl LinuxDriver {
                 container_name: Some(name),
                 id: None,
                 volumes_from: &from,
+                anonymous_volumes: inherited.as_ref(),
             },
             &ctx.store,
             ctx.cgroup,
@@ -203,6 +224,46 @@ impl LinuxDriver {
             .map_err(|e| e.to_string())?;
         self.remember(name, Some(&spec.id));
         Ok(())
+    }
+
+    /// For a replacement (`name` is temporary), the anonymous volumes of the container it
+    /// replaces, by destination; `None` for a new container, with `-V`, or when that
+    /// container is gone (then it gets fresh ones).
+    fn inherited_anonymous_volumes(
+        &self,
+        name: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        if self.renew_anon_volumes || !crate::plan::is_temporary(name) {
+            return None;
+        }
+        let old = self.container(strip_temporary(name)).ok()?;
+        let config = self.runtime.config(&old).ok()?;
+        Some(anonymous_volumes_of(&config.spec.mounts))
+    }
+
+    /// Removes a container (stopped first if it runs) and then its sandbox. Its anonymous
+    /// volumes stay: those no other container mounts are recorded for its project first.
+    fn remove_container(&self, name: &str) -> Result<(), String> {
+        let id = self.container(name)?;
+        if let Ok(config) = self.runtime.config(&id) {
+            let left = self.runtime.anonymous_volumes_left_by(&id);
+            crate::state::keep_anonymous_volumes(
+                self.runtime.root(),
+                &config.spec.project,
+                name,
+                &left,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        // The process first (remove stops what still runs), then its sandbox.
+        self.runtime
+            .remove(&id, AnonymousVolumes::Keep)
+            .map_err(|e| e.to_string())?;
+        self.remember(name, None);
+        self.networks
+            .remove_sandbox(&id)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// The container a `service:X` / `container:X` namespace target means: for a
@@ -624,16 +685,7 @@ impl Driver for LinuxDriver {
                     .map(drop)
                     .map_err(|e| e.to_string())
             }
-            (Operation::RemoveContainer, "container") => {
-                let id = self.container(name)?;
-                // The process first (remove stops what still runs), then its sandbox.
-                self.runtime.remove(&id).map_err(|e| e.to_string())?;
-                self.remember(name, None);
-                self.networks
-                    .remove_sandbox(&id)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
+            (Operation::RemoveContainer, "container") => self.remove_container(name),
             (Operation::ConnectNetwork, "container") => {
                 self.connect(self.context(step)?, name, &target()?)
             }
@@ -682,6 +734,9 @@ impl Driver for LinuxDriver {
                 .map_err(|e| e.to_string())
             }
             (Operation::RemoveVolume, "volume") => {
+                if let Some(user) = self.runtime.volumes_in_use(None).get(name) {
+                    return Err(format!("volume {name} is in use by container {user}"));
+                }
                 self.runtime
                     .volumes()
                     .remove(name)

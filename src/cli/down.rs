@@ -1,7 +1,10 @@
 //! `wharf down`: stops and removes the project's containers and networks (and with `-v`
-//! its named volumes), from what the state records: it works without the Compose file
-//! (`-p NAME`), after a crash, and on a host that changed behind wharf's back. Failures are
-//! collected, everything else is still removed, and every failure is reported.
+//! its named volumes and its anonymous ones), from what the state records: it works
+//! without the Compose file (`-p NAME`; then `-v` removes only the anonymous volumes, the
+//! named ones being unknown), after a crash, and on a host that changed behind wharf's
+//! back. Without `-v` every volume stays, the anonymous ones recorded for a later `down
+//! -v` (see [`crate::state`]). Failures are collected, everything else is still removed,
+//! and every failure is reported.
 
 use std::time::Duration;
 
@@ -17,7 +20,7 @@ use crate::runtime::Runtime;
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
-    /// Remove the named volumes declared in the Compose file
+    /// Remove the named volumes declared in the Compose file, and anonymous volumes
     #[arg(short, long)]
     pub volumes: bool,
     /// Also remove containers of services no longer in the Compose file (always done:
@@ -56,7 +59,7 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let want = loaded.as_ref().map(desired);
-    let volumes: Vec<String> = match (&want, args.volumes) {
+    let mut volumes: Vec<String> = match (&want, args.volumes) {
         (Some(d), true) => d
             .volumes
             .values()
@@ -65,7 +68,7 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         (None, true) => {
             eprintln!(
-                "WARN[0000] -v: without the Compose file wharf does not know the project's volumes; they are kept"
+                "WARN[0000] -v: without the Compose file wharf does not know the project's named volumes; they are kept"
             );
             Vec::new()
         }
@@ -77,6 +80,9 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     let (runtime, networks) = (Runtime::new(&root, &exe), Networks::new(&root, &exe));
     crate::state::sweep(&name, &runtime, &networks)?;
     let live = crate::state::observe(&name, &runtime, &networks, Default::default())?;
+    if args.volumes {
+        volumes.extend(live.anonymous_volumes.iter().cloned());
+    }
     let plan = teardown(want.as_ref(), &live, &volumes);
     if plan.is_empty() {
         eprintln!("nothing to remove for project {name}");

@@ -1,5 +1,7 @@
 //! `wharf rm [SERVICE…] [-f] [-s] [-v]`: removes the project's stopped containers, each with
 //! its network sandbox. Running containers are left alone unless `-s` stops them first.
+//! Their anonymous volumes go with `-v` (except one another container mounts); without it
+//! they stay, recorded for the project so that `down -v` removes them later.
 //! Without `-f` it asks `Going to remove X, Y. Are you sure? [y/N]` and reads one line of
 //! standard input, on a terminal or not, as Docker Compose does since v2.15 (a pipe that
 //! says `y` confirms; an empty line or end of input declines, and then nothing is removed
@@ -13,6 +15,7 @@ use clap::Args;
 use super::lifecycle::{Scope, Target, is_yes};
 use super::{ExitCode, GlobalArgs};
 use crate::network::linux::Networks;
+use crate::runtime::AnonymousVolumes;
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
@@ -22,8 +25,7 @@ pub struct RmArgs {
     /// Stop the containers, if required, before removing
     #[arg(short, long)]
     pub stop: bool,
-    /// Remove any anonymous volumes attached to containers (wharf always does: the
-    /// runtime removes a container's anonymous volumes with it)
+    /// Remove any anonymous volumes attached to containers
     #[arg(short, long)]
     pub volumes: bool,
     /// Compose configuration files, when given after `rm` (long form only: here, as in
@@ -65,7 +67,18 @@ pub fn run(global: &GlobalArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
         if scope.state(t).is_some_and(|s| s.is_active()) {
             return Err("the container is running again; stop it first (or use -s)".into());
         }
-        scope.runtime.remove(&t.id).map_err(|e| e.to_string())?;
+        let anonymous = if args.volumes {
+            AnonymousVolumes::Remove
+        } else {
+            let left = scope.runtime.anonymous_volumes_left_by(&t.id);
+            crate::state::keep_anonymous_volumes(&scope.root, &scope.project, &t.name, &left)
+                .map_err(|e| e.to_string())?;
+            AnonymousVolumes::Keep
+        };
+        scope
+            .runtime
+            .remove(&t.id, anonymous)
+            .map_err(|e| e.to_string())?;
         networks
             .remove_sandbox(&t.id)
             .map(drop)

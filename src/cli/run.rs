@@ -309,7 +309,8 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         .create_one_off(&overrides.name)
         .map_err(anyhow::Error::msg)?;
     let remove = |runtime: &Runtime| {
-        let _ = runtime.remove(&id);
+        // `--rm` takes its anonymous volumes along, as Docker's does.
+        let _ = runtime.remove(&id, crate::runtime::AnonymousVolumes::Remove);
         let _ = networks.remove_sandbox(&id);
     };
     if args.detach {

@@ -309,15 +309,15 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     check_ports(&project, &plan, &live, &networks)?;
     let wait_timeout = args.wait_timeout.map_or(DEFAULT_WAIT, Duration::from_secs);
     let cgroup = Hierarchies::read(std::path::Path::new("/proc/self/mountinfo"))?.version();
-    let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs)).with_project(
-        UpContext {
+    let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs))
+        .with_project(UpContext {
             project: project.clone(),
             store,
             cgroup,
             dependency_timeout: wait_timeout,
             say: Box::new(|m| eprintln!(" {m}")),
-        },
-    );
+        })
+        .renew_anon_volumes(args.recreate.renew_anon_volumes);
     if !plan.is_empty() && !super::apply_progress::apply(global, &plan, driver)? {
         return Ok(1);
     }

@@ -238,6 +238,9 @@ pub struct Live {
     pub containers: Vec<LiveContainer>,
     pub networks: BTreeMap<String, LiveObject>,
     pub volumes: BTreeMap<String, LiveObject>,
+    /// The project's anonymous volumes: those its containers mount, and those its removed
+    /// containers left on the host (recorded by the reconciler). `down -v` removes them.
+    pub anonymous_volumes: BTreeSet<String>,
     /// The digest the store has now for each image reference the project uses.
     pub images: BTreeMap<String, String>,
 }
@@ -928,7 +931,8 @@ fn diverged(c: &LiveContainer, svc: &DesiredService, live: &Live) -> Option<Stri
 }
 
 /// The plan of `down`: every container of the project stopped and removed, then its
-/// networks, then (with `volumes`) the named volumes `volumes` lists. Dependents stop
+/// networks, then the volumes `volumes` lists (`down -v`: the declared ones and the
+/// project's anonymous ones, [`Live::anonymous_volumes`]). Dependents stop
 /// before what they depend on when `desired` knows the services; without a Compose file
 /// (`desired` is `None`) every container stops at once.
 pub fn teardown(desired: Option<&Desired>, live: &Live, volumes: &[String]) -> Plan {

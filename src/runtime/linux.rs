@@ -8,6 +8,12 @@
 //! callers run them on the blocking pool. Everything a container owns on the host — its
 //! directory, its cgroup, its processes — is found again from the state root and the
 //! container's names alone, so `remove` works even when the supervisor is gone.
+//!
+//! Anonymous volumes outlive their container unless the caller says otherwise
+//! ([`AnonymousVolumes`]): the runtime never deletes one another container still mounts
+//! (a recreated container's replacement mounts its predecessor's), and
+//! [`Runtime::anonymous_volumes_left_by`] tells the caller which ones a removal leaves
+//! unmounted, so that it can record them.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -68,6 +74,18 @@ pub struct CreateOptions {
     pub netns: Option<PathBuf>,
     /// Recorded for the reconciler ([`super::container::Origin`]).
     pub origin: Option<super::container::Origin>,
+}
+
+/// What [`Runtime::remove`] does with the container's anonymous volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnonymousVolumes {
+    /// Leaves them on the host (`rm` and `down` without `-v`, a replaced container). What
+    /// no other container mounts then is the caller's to record
+    /// ([`Runtime::anonymous_volumes_left_by`]).
+    Keep,
+    /// Removes those no other container mounts (`rm -v`); one still mounted elsewhere
+    /// stays.
+    Remove,
 }
 
 /// The container runtime of one state root.
@@ -385,8 +403,9 @@ impl Runtime {
     }
 
     /// Removes the container: stopped first if it runs, then its cgroup and directory.
-    /// Anonymous volumes are removed with it; named volumes stay.
-    pub fn remove(&self, id: &str) -> Result<()> {
+    /// Named volumes stay; its anonymous volumes stay too unless `anonymous` is
+    /// [`AnonymousVolumes::Remove`], and even then one another container mounts stays.
+    pub fn remove(&self, id: &str, anonymous: AnonymousVolumes) -> Result<()> {
         let dir = self.dir(id);
         if !dir.path().exists() {
             return Ok(());
@@ -399,14 +418,11 @@ impl Runtime {
                 Err(RuntimeError::Record { .. }) => self.kill_leftovers(&config)?,
                 Err(e) => return Err(e),
             }
-            for m in &config.spec.mounts {
-                if let MountKind::Volume {
-                    name,
-                    anonymous: true,
-                    ..
-                } = &m.kind
-                {
-                    let _ = self.volumes().remove(name);
+            if anonymous == AnonymousVolumes::Remove {
+                for name in self.anonymous_volumes_left_by(id) {
+                    self.volumes().remove(&name).map_err(|e| {
+                        Self::step(&config.spec.name, "removing an anonymous volume")(e.to_string())
+                    })?;
                 }
             }
         }
@@ -421,6 +437,44 @@ impl Runtime {
         };
         fs::rename(dir.path(), &tomb).map_err(step)?;
         fs::remove_dir_all(&tomb).map_err(step)
+    }
+
+    /// The anonymous volumes of container `id` that no other container of this state root
+    /// mounts: what removing it leaves unmounted (and what [`AnonymousVolumes::Remove`]
+    /// deletes). Empty when its record cannot be read.
+    pub fn anonymous_volumes_left_by(&self, id: &str) -> Vec<String> {
+        let Ok(config) = self.dir(id).read_config() else {
+            return Vec::new();
+        };
+        let in_use = self.volumes_in_use(Some(id));
+        let mut names: Vec<String> = super::spec::anonymous_volumes_of(&config.spec.mounts)
+            .into_values()
+            .filter(|name| !in_use.contains_key(name))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Every volume (named or anonymous) a container of this state root mounts, other than
+    /// container `except`, with the name of one container that mounts it.
+    pub fn volumes_in_use(&self, except: Option<&str>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for other in self.list() {
+            if Some(other.as_str()) == except {
+                continue;
+            }
+            let Ok(config) = self.dir(&other).read_config() else {
+                continue;
+            };
+            for m in &config.spec.mounts {
+                if let MountKind::Volume { name, .. } = &m.kind {
+                    out.entry(name.clone())
+                        .or_insert_with(|| config.spec.name.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Finishes removals a crash interrupted (their `.removing-<id>` tombstones). Returns
@@ -656,6 +710,10 @@ pub struct Naming<'a> {
     pub container_name: Option<&'a str>,
     /// `None`: a fresh random id.
     pub id: Option<&'a str>,
+    /// Anonymous volumes to reuse, by destination (the container it replaces mounts them:
+    /// [`super::spec::anonymous_volumes_of`]); `None` or a destination not listed: a fresh
+    /// one.
+    pub anonymous_volumes: Option<&'a BTreeMap<String, String>>,
     /// For each `volumes_from` entry of the service, the mounts of the container it names
     /// (that container's spec mounts), resolved by the caller.
     pub volumes_from: &'a [&'a [super::spec::Mount]],
@@ -727,7 +785,7 @@ pub fn prepare(
         group: group.as_deref(),
         cgroup,
         volumes_from: naming.volumes_from,
-        anonymous_volumes: None,
+        anonymous_volumes: naming.anonymous_volumes,
         inherited_hostname: None,
     })
     .map_err(|e| fail("building its spec")(e.to_string()))?;
@@ -761,4 +819,70 @@ fn new_id(name: &str) -> String {
     h.update(nanos.to_le_bytes());
     h.update(std::process::id().to_le_bytes());
     hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::spec::{SpecInput, anonymous_volumes_of, build};
+
+    /// Creates (never starts) a container of service `app` (an anonymous volume at
+    /// `/data`), reusing `reuse`'s anonymous volumes, and returns its id.
+    fn create(rt: &Runtime, id: &str, reuse: Option<&BTreeMap<String, String>>) -> String {
+        let project = crate::compose::testing::project(
+            "services:\n  app:\n    image: x\n    command: [\"true\"]\n    network_mode: none\n    volumes: [\"/data\"]\n",
+            "anon",
+        );
+        let spec = build(&SpecInput {
+            project: &project,
+            service_name: "app",
+            service: &project.services["app"],
+            replica: 1,
+            container_name: &format!("anon-app-{id}"),
+            container_id: id,
+            image: None,
+            image_healthcheck: None,
+            passwd: None,
+            group: None,
+            cgroup: super::super::spec::CgroupVersion::V2,
+            volumes_from: &[],
+            anonymous_volumes: reuse,
+            inherited_hostname: None,
+        })
+        .unwrap();
+        rt.create(&spec, &CreateOptions::default()).unwrap();
+        id.to_string()
+    }
+
+    fn anonymous(rt: &Runtime, id: &str) -> BTreeMap<String, String> {
+        anonymous_volumes_of(&rt.config(id).unwrap().spec.mounts)
+    }
+
+    #[test]
+    fn removing_a_container_never_deletes_an_anonymous_volume_another_one_mounts() {
+        let root = tempfile::tempdir().unwrap();
+        let rt = Runtime::new(root.path(), Path::new("/nonexistent/wharf"));
+        let old = create(&rt, "old", None);
+        let volume = anonymous(&rt, &old)["/data"].clone();
+        assert!(rt.volumes().exists(&volume));
+        // The replacement mounts the same volume: removing the old container, even with
+        // its volumes, leaves it, and it is not left unmounted.
+        let new = create(&rt, "new", Some(&anonymous(&rt, &old)));
+        assert_eq!(anonymous(&rt, &new)["/data"], volume);
+        assert_eq!(rt.anonymous_volumes_left_by(&old), Vec::<String>::new());
+        assert_eq!(rt.volumes_in_use(Some(&old))[&volume], "anon-app-new");
+        rt.remove(&old, AnonymousVolumes::Remove).unwrap();
+        assert!(rt.volumes().exists(&volume), "deleted while mounted");
+        // Now only the replacement mounts it: kept on request, removed on request.
+        assert_eq!(rt.anonymous_volumes_left_by(&new), vec![volume.clone()]);
+        let other = create(&rt, "other", None);
+        let fresh = anonymous(&rt, &other)["/data"].clone();
+        assert_ne!(fresh, volume);
+        rt.remove(&other, AnonymousVolumes::Keep).unwrap();
+        assert!(rt.volumes().exists(&fresh), "kept");
+        rt.remove(&new, AnonymousVolumes::Remove).unwrap();
+        assert!(!rt.volumes().exists(&volume), "left behind");
+        assert!(rt.list().is_empty());
+        assert!(rt.volumes_in_use(None).is_empty());
+    }
 }

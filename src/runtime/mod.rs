@@ -36,4 +36,4 @@ mod supervisor;
 mod sys;
 pub mod volume;
 
-pub use linux::{CreateOptions, Runtime, RuntimeError};
+pub use linux::{AnonymousVolumes, CreateOptions, Runtime, RuntimeError};

@@ -1913,6 +1913,22 @@ fn propagation(ctx: &Ctx<'_>, field: &str, text: Option<&str>) -> Result<Propaga
     })
 }
 
+/// The anonymous volumes among `mounts` (a container's [`ContainerSpec::mounts`]), by
+/// destination: what its replacement reuses ([`SpecInput::anonymous_volumes`]).
+pub fn anonymous_volumes_of(mounts: &[Mount]) -> BTreeMap<String, String> {
+    mounts
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MountKind::Volume {
+                name,
+                anonymous: true,
+                ..
+            } => Some((m.destination.clone(), name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Name of an anonymous volume: reused from the container being replaced, else derived from
 /// the container id and the destination, so the same input gives the same name.
 fn anonymous_name(input: &SpecInput<'_>, dest: &str) -> String {
@@ -2882,6 +2898,7 @@ mod tests {
         volumes_from: Vec<Vec<Mount>>,
         anonymous: BTreeMap<String, String>,
         inherited_hostname: Option<String>,
+        id: &'static str,
     }
 
     impl Case {
@@ -2897,6 +2914,7 @@ mod tests {
                 volumes_from: Vec::new(),
                 anonymous: BTreeMap::new(),
                 inherited_hostname: None,
+                id: ID,
             }
         }
 
@@ -2908,7 +2926,7 @@ mod tests {
                 service: &self.service,
                 replica: 1,
                 container_name: "shop-web-1",
-                container_id: ID,
+                container_id: self.id,
                 image: self.image.as_ref(),
                 image_healthcheck: self.healthcheck.as_ref(),
                 passwd: self.passwd.as_deref(),
@@ -3992,6 +4010,43 @@ mod tests {
         assert!(
             matches!(&mount(&spec, "/cache").kind, MountKind::Volume { name, anonymous: true, .. } if name == "old-anon")
         );
+    }
+
+    #[test]
+    fn a_replacement_reuses_its_predecessors_anonymous_volumes_and_only_those() {
+        let mut case = Case::new(svc(|s| {
+            s.volumes = vec![
+                vol("volume", None, "/cache"),
+                vol("volume", Some("data"), "/var/lib/db"),
+            ]
+        }));
+        case.image = Some(image(serde_json::json!({"Volumes": {"/logs": {}}})));
+        let old = case.build().unwrap();
+        let kept = anonymous_volumes_of(&old.mounts);
+        let name = |spec: &ContainerSpec, dest: &str| match &mount(spec, dest).kind {
+            MountKind::Volume { name, .. } => name.clone(),
+            other => panic!("{dest}: {other:?}"),
+        };
+        // The service's and the image's anonymous volumes, not the named one.
+        assert_eq!(
+            kept,
+            BTreeMap::from([
+                ("/cache".to_string(), name(&old, "/cache")),
+                ("/logs".to_string(), name(&old, "/logs")),
+            ])
+        );
+        // Another container id: fresh names, unless the map carries them over.
+        case.id = "0000000000000000000000000000000000000000000000000000000000000002";
+        case.service.volumes.push(vol("volume", None, "/new"));
+        let fresh = case.build().unwrap();
+        assert_ne!(name(&fresh, "/cache"), name(&old, "/cache"));
+        case.anonymous = kept;
+        let replacement = case.build().unwrap();
+        for dest in ["/cache", "/logs", "/var/lib/db"] {
+            assert_eq!(name(&replacement, dest), name(&old, dest), "{dest}");
+        }
+        assert_eq!(name(&replacement, "/new"), name(&fresh, "/new"));
+        assert_eq!(anonymous_volumes_of(&replacement.mounts).len(), 3);
     }
 
     #[test]

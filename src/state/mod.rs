@@ -5,10 +5,19 @@
 //! `State::checked`); networks from the network layer's records. Nothing here changes the
 //! host or the runtime's and network layer's records. It owns the reconciler's own small
 //! records under `<state root>/projects/<project>/`: the per-project lock
-//! ([`lock_project`]) and the definitions of the volumes it created ([`record_volume`]);
-//! and the one way wharf replaces a record file, [`replace_file`].
+//! ([`lock_project`]), the definitions of the volumes it created ([`record_volume`],
+//! `volumes/`), the anonymous volumes its removed containers left ([`keep_anonymous_volumes`],
+//! `anonymous/`); and the one way wharf replaces a record file, [`replace_file`].
+//!
+//! Anonymous volumes follow one rule: a volume is never deleted without `-v`. A container
+//! removed without it (`rm`, `down`, a scale-down, a replaced container whose replacement
+//! got fresh ones with `up -V`) leaves its anonymous volumes on the host; those no other
+//! container mounts are recorded for the project, so that they are not lost: [`observe`]
+//! reports them (and the ones its containers mount) in [`Live::anonymous_volumes`], which
+//! `down -v` removes, even when no container is left. `up` never takes them for declared
+//! volumes: they are kept apart from `volumes/`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -105,6 +114,7 @@ impl ProjectLock {
             return;
         };
         let _ = fs::remove_dir(dir.join("volumes"));
+        let _ = fs::remove_dir(dir.join("anonymous"));
         let only_lock = fs::read_dir(dir)
             .map(|entries| entries.flatten().all(|e| e.path() == self.path))
             .unwrap_or(false);
@@ -154,6 +164,62 @@ pub fn forget_volume(state_root: &Path, project: &str, name: &str) -> Result<(),
     }
 }
 
+/// What the reconciler records of an anonymous volume a removed container of the project
+/// left on the host (see the module's comment).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AnonymousVolumeRecord {
+    pub name: String,
+    /// The container it was last mounted by, for people reading the record.
+    pub container: String,
+}
+
+fn anonymous_record_path(state_root: &Path, project: &str, name: &str) -> PathBuf {
+    project_dir(state_root, project)
+        .join("anonymous")
+        .join(format!("{name}.json"))
+}
+
+/// Records that removing `container` of `project` leaves its anonymous volumes `names` on
+/// the host. Written before the container is removed: a crash in between leaves a record
+/// of a volume still mounted, which [`observe`] reports all the same.
+pub fn keep_anonymous_volumes(
+    state_root: &Path,
+    project: &str,
+    container: &str,
+    names: &[String],
+) -> Result<(), StateError> {
+    for name in names {
+        let path = anonymous_record_path(state_root, project, name);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        }
+        let record = AnonymousVolumeRecord {
+            name: name.clone(),
+            container: container.to_string(),
+        };
+        let bytes = serde_json::to_vec(&record).unwrap_or_default();
+        replace_file(&path, &bytes).map_err(io_err("writing", &path))?;
+    }
+    Ok(())
+}
+
+/// The anonymous volumes recorded for `project` ([`keep_anonymous_volumes`]) that still
+/// exist.
+pub fn kept_anonymous_volumes(state_root: &Path, project: &str, runtime: &Runtime) -> Vec<String> {
+    let dir = project_dir(state_root, project).join("anonymous");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<AnonymousVolumeRecord>(&b).ok())
+        .map(|r| r.name)
+        .filter(|name| runtime.volumes().exists(name))
+        .collect();
+    names.sort();
+    names
+}
+
 /// The volumes `project` recorded that still exist, by Compose key.
 fn recorded_volumes(
     state_root: &Path,
@@ -195,13 +261,23 @@ pub fn observe(
         .map(|s| (s.id, s.endpoints.into_iter().map(|e| e.key).collect()))
         .collect();
     let mut containers = Vec::new();
+    let mut anonymous: BTreeSet<String> = BTreeSet::new();
+    let mut elsewhere: BTreeSet<String> = BTreeSet::new();
     for id in runtime.list() {
         let Ok(config) = runtime.config(&id) else {
             continue;
         };
         if config.spec.project != project {
+            // A volume another project's container mounts (`volumes_from: container:…`)
+            // is not this project's to remove.
+            elsewhere.extend(config.spec.mounts.iter().filter_map(|m| match &m.kind {
+                crate::runtime::spec::MountKind::Volume { name, .. } => Some(name.clone()),
+                _ => None,
+            }));
             continue;
         }
+        anonymous
+            .extend(crate::runtime::spec::anonymous_volumes_of(&config.spec.mounts).into_values());
         let state = runtime.state(&id).ok();
         let running = state.as_ref().is_some_and(|s| s.is_active());
         let exit_code = state.and_then(|s| s.exit_code).filter(|_| !running);
@@ -237,10 +313,12 @@ pub fn observe(
             )
         })
         .collect();
+    anonymous.extend(kept_anonymous_volumes(runtime.root(), project, runtime));
     Ok(Live {
         containers,
         networks,
         volumes: recorded_volumes(runtime.root(), project, runtime),
+        anonymous_volumes: anonymous.difference(&elsewhere).cloned().collect(),
         images,
     })
 }
@@ -263,7 +341,8 @@ pub fn sweep(
             && runtime.state(&id).is_ok_and(|s| !s.is_active());
         if done {
             // Its sandbox goes below, with the other sandboxes left without a container.
-            let _ = runtime.remove(&id);
+            // `--rm` takes its anonymous volumes along, as Docker's does.
+            let _ = runtime.remove(&id, crate::runtime::AnonymousVolumes::Remove);
         }
     }
     let root = runtime.root();
@@ -271,6 +350,7 @@ pub fn sweep(
         remove_stale_temporaries(&root.join(dir));
     }
     remove_stale_temporaries(&project_dir(root, project).join("volumes"));
+    remove_stale_temporaries(&project_dir(root, project).join("anonymous"));
     let containers: std::collections::BTreeSet<String> = runtime.list().into_iter().collect();
     let mut swept = Vec::new();
     for s in networks.sandboxes()? {
@@ -322,8 +402,9 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
-/// Forgets volume `name` in every project that recorded it (`down -v` knows the volume's
-/// name, not necessarily which project made it).
+/// Forgets volume `name` in every project that recorded it, as a declared or a kept
+/// anonymous volume (`down -v` knows the volume's name, not necessarily which project made
+/// it).
 pub fn forget_volume_everywhere(state_root: &Path, name: &str) -> Result<(), StateError> {
     for entry in fs::read_dir(state_root.join("projects"))
         .into_iter()
@@ -332,7 +413,127 @@ pub fn forget_volume_everywhere(state_root: &Path, name: &str) -> Result<(), Sta
     {
         if let Some(project) = entry.file_name().to_str() {
             forget_volume(state_root, project, name)?;
+            let path = anonymous_record_path(state_root, project, name);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err("removing", &path)(e));
+                }
+                _ => {}
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::spec::{MountKind, SpecInput, anonymous_volumes_of, build};
+
+    /// Creates (never starts) container `id` of `project`, of a service with an anonymous
+    /// volume at `/data`, also mounting `extra`'s volumes (`volumes_from`); returns its
+    /// anonymous volume.
+    fn create(
+        runtime: &Runtime,
+        project: &str,
+        id: &str,
+        extra: &[crate::runtime::spec::Mount],
+    ) -> String {
+        let p = crate::compose::testing::project(
+            "services:\n  app:\n    image: x\n    command: [\"true\"]\n    network_mode: none\n    volumes: [\"/data\"]\n",
+            project,
+        );
+        let mut spec = build(&SpecInput {
+            project: &p,
+            service_name: "app",
+            service: &p.services["app"],
+            replica: 1,
+            container_name: &format!("{project}-{id}"),
+            container_id: id,
+            image: None,
+            image_healthcheck: None,
+            passwd: None,
+            group: None,
+            cgroup: crate::runtime::spec::CgroupVersion::V2,
+            volumes_from: &[],
+            anonymous_volumes: None,
+            inherited_hostname: None,
+        })
+        .unwrap();
+        let own = anonymous_volumes_of(&spec.mounts)["/data"].clone();
+        spec.mounts.extend(extra.iter().cloned().map(|mut m| {
+            m.destination = format!("/from{}", m.destination);
+            m
+        }));
+        runtime
+            .create(&spec, &crate::runtime::CreateOptions::default())
+            .unwrap();
+        own
+    }
+
+    #[test]
+    fn observe_reports_the_projects_anonymous_volumes_mounted_or_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let exe = Path::new("/nonexistent/wharf");
+        let (runtime, networks) = (
+            Runtime::new(root.path(), exe),
+            Networks::new(root.path(), exe),
+        );
+        let mounted = create(&runtime, "shop", "web", &[]);
+        let kept = "c".repeat(64);
+        runtime.volumes().ensure(&kept).unwrap();
+        keep_anonymous_volumes(root.path(), "shop", "shop-old", std::slice::from_ref(&kept))
+            .unwrap();
+        // A container of shop whose anonymous volume another project's container mounts
+        // too (`volumes_from: container:…`): not shop's to remove.
+        let shared = create(&runtime, "shop", "db", &[]);
+        let db = runtime.config("db").unwrap().spec.mounts;
+        let blog = create(&runtime, "blog", "blog", &db);
+        assert!(
+            runtime
+                .config("blog")
+                .unwrap()
+                .spec
+                .mounts
+                .iter()
+                .any(|m| matches!(&m.kind, MountKind::Volume { name, .. } if *name == shared))
+        );
+        let live = observe("shop", &runtime, &networks, BTreeMap::new()).unwrap();
+        assert_eq!(live.anonymous_volumes, BTreeSet::from([mounted, kept]));
+        assert!(live.volumes.is_empty());
+        let live = observe("blog", &runtime, &networks, BTreeMap::new()).unwrap();
+        assert_eq!(live.anonymous_volumes, BTreeSet::from([blog]));
+    }
+
+    #[test]
+    fn kept_anonymous_volumes_are_remembered_until_removed_and_apart_from_declared_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(root.path(), Path::new("/nonexistent/wharf"));
+        let lock = lock_project(root.path(), "shop", || {}).unwrap();
+        let (kept, gone) = ("a".repeat(64), "b".repeat(64));
+        runtime.volumes().ensure(&kept).unwrap();
+        keep_anonymous_volumes(
+            root.path(),
+            "shop",
+            "shop-web-1",
+            &[kept.clone(), gone.clone()],
+        )
+        .unwrap();
+        // Only those still on the host count; they are not declared volumes.
+        assert_eq!(
+            kept_anonymous_volumes(root.path(), "shop", &runtime),
+            vec![kept.clone()]
+        );
+        assert!(recorded_volumes(root.path(), "shop", &runtime).is_empty());
+        assert!(kept_anonymous_volumes(root.path(), "blog", &runtime).is_empty());
+        // The project's records stay while a kept volume is remembered.
+        lock.remove_if_empty();
+        assert!(project_dir(root.path(), "shop").join("lock").exists());
+        // `down -v` removed them: forgotten, and the project's records go.
+        runtime.volumes().remove(&kept).unwrap();
+        forget_volume_everywhere(root.path(), &kept).unwrap();
+        forget_volume_everywhere(root.path(), &gone).unwrap();
+        lock.remove_if_empty();
+        assert!(!project_dir(root.path(), "shop").exists());
+    }
 }

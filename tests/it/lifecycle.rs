@@ -300,7 +300,9 @@ fn a_paused_container_is_removed_by_the_runtime_too() {
     host.rt.pause(&id).unwrap();
     assert!(host.rt.is_paused(&id));
     // `down` and `rm -s` end here: stop with no grace, kill the cgroup, remove it.
-    host.rt.remove(&id).unwrap();
+    host.rt
+        .remove(&id, wharf::runtime::AnonymousVolumes::Remove)
+        .unwrap();
     assert!(host.rt.config(&id).is_err());
     host.forget_containers();
     host.finish();

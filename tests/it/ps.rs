@@ -290,7 +290,9 @@ fn logs_merges_filters_and_follows_the_service() {
     host.rt
         .stop(&old, Some(Duration::from_millis(200)))
         .unwrap();
-    host.rt.remove(&old).unwrap();
+    host.rt
+        .remove(&old, wharf::runtime::AnonymousVolumes::Remove)
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     host.start(&new);
     expect_line(&rx, &mut seen, "app-1  | two");

@@ -141,6 +141,7 @@ impl Host {
                 container_name: None,
                 id: None,
                 volumes_from: &[],
+                anonymous_volumes: None,
             },
             &self.store,
             self.cgroups.version(),
@@ -254,7 +255,9 @@ impl Host {
     pub fn finish_here(&mut self) {
         self.finished = true;
         for id in self.ids.clone() {
-            self.rt.remove(&id).unwrap_or_else(|e| panic!("{e}"));
+            self.rt
+                .remove(&id, wharf::runtime::AnonymousVolumes::Remove)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         assert_no_leaks(self);
     }
@@ -319,7 +322,9 @@ impl Drop for Host {
     fn drop(&mut self) {
         if !self.finished {
             for id in self.ids.clone() {
-                let _ = self.rt.remove(&id);
+                let _ = self
+                    .rt
+                    .remove(&id, wharf::runtime::AnonymousVolumes::Remove);
             }
         }
     }
@@ -528,7 +533,9 @@ fn a_named_volume_is_seeded_from_the_image_and_outlives_its_container() {
     let first = host.run(&project, "app");
     host.wait_exited(&first, secs(10));
     assert_eq!(host.log_text(&first), "hello from wharf\n");
-    host.rt.remove(&first).unwrap();
+    host.rt
+        .remove(&first, wharf::runtime::AnonymousVolumes::Remove)
+        .unwrap();
 
     let project = host.project(&yaml("cat /srv/note"));
     let second = host.run(&project, "app");
@@ -962,7 +969,9 @@ fn stop_signal_restart_always_and_a_stop_that_stays() {
     );
     assert_eq!(state.exit_code, Some(0));
     assert_eq!(host.log_text(&id), "up\ngot-usr1\n");
-    host.rt.remove(&id).unwrap();
+    host.rt
+        .remove(&id, wharf::runtime::AnonymousVolumes::Remove)
+        .unwrap();
 
     // restart: always brings back a program that exits 0; a stop keeps it down.
     let project = app(&host, "echo run; sleep 0.3", "restart: always");
@@ -1037,7 +1046,9 @@ services:
     );
     let anonymous: Vec<String> = host.rt.volumes().list().unwrap();
     assert_eq!(anonymous.len(), 1, "one anonymous volume: {anonymous:?}");
-    host.rt.remove(&id).unwrap();
+    host.rt
+        .remove(&id, wharf::runtime::AnonymousVolumes::Remove)
+        .unwrap();
     assert!(
         host.rt.volumes().list().unwrap().is_empty(),
         "removed with its container"
@@ -1145,6 +1156,7 @@ volumes:
             container_name: None,
             id: None,
             volumes_from: &[&volume_mounts],
+            anonymous_volumes: None,
         },
         &host.store,
         host.cgroups.version(),

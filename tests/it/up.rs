@@ -521,3 +521,98 @@ fn a_taken_port_fails_up_before_anything_is_made() {
     assert_eq!(cli.run(&net, &["down", "-t", "1"], &[]).code, 0);
     net.finish();
 }
+
+/// The data directory of the anonymous volume container `id` mounts at `dest`.
+fn anonymous_data(net: &Net, id: &str, dest: &str) -> PathBuf {
+    let mounts = net.host.rt.config(id).unwrap().spec.mounts;
+    let name = wharf::runtime::spec::anonymous_volumes_of(&mounts)[dest].clone();
+    net.host.rt.volumes().data_dir(&name).unwrap()
+}
+
+/// The content of `path` once it has `lines` lines (a container writes it as it starts).
+fn wait_lines(path: &std::path::Path, lines: usize) -> String {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= lines || std::time::Instant::now() > end {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn anonymous_volumes_survive_a_recreate_and_go_only_with_v() {
+    if !is_root("anonymous_volumes_survive_a_recreate_and_go_only_with_v") {
+        return;
+    }
+    let mut net = Net::new("upanon");
+    // Each start of the container appends its generation to /data/log.
+    let cli = Cli::new(
+        &net,
+        "services:\n  app:\n    image: ${IMAGE}\n    init: true\n    network_mode: none\n    environment:\n      GEN: ${GEN:-1}\n    command: [sh, -c, \"echo $$GEN >> /data/log; exec sleep 60\"]\n    volumes: [\"/data\"]\n",
+    );
+    let _cleanup = Cleanup::new(&net, &cli);
+    let app = format!("{}-app-1", net.host.project_name());
+    let root = net.host.root().to_path_buf();
+    let store = net.host.rt.volumes();
+    let volumes = || -> Vec<String> { store.list().unwrap() };
+    let up = cli.run(&net, &["up", "-d"], &[]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let first = containers(&mut net)[&app].clone();
+    let data = anonymous_data(&net, &first, "/data");
+    assert_eq!(wait_lines(&data.join("log"), 1), "1\n");
+
+    // An environment change recreates it; the replacement mounts the same volume.
+    let up = cli.run(&net, &["up", "-d", "-t", "0"], &[("GEN", "2")]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let second = containers(&mut net)[&app].clone();
+    assert_ne!(first, second, "not recreated");
+    assert_eq!(anonymous_data(&net, &second, "/data"), data);
+    assert_eq!(wait_lines(&data.join("log"), 2), "1\n2\n");
+    assert_eq!(volumes().len(), 1, "{:?}", volumes());
+
+    // `-V`: the replacement starts with an empty volume; the old one stays on the host.
+    let plan = cli.run(&net, &["plan", "-V", "--force-recreate"], &[("GEN", "3")]);
+    assert!(
+        plan.stdout.contains("(--renew-anon-volumes)"),
+        "{}",
+        plan.stdout
+    );
+    let up = cli.run(
+        &net,
+        &["up", "-d", "-V", "--force-recreate", "-t", "0"],
+        &[("GEN", "3")],
+    );
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let third = containers(&mut net)[&app].clone();
+    let renewed = anonymous_data(&net, &third, "/data");
+    assert_ne!(renewed, data);
+    assert_eq!(wait_lines(&renewed.join("log"), 1), "3\n");
+    assert_eq!(fs::read_to_string(data.join("log")).unwrap(), "1\n2\n");
+
+    // `rm` without -v: the container goes, both volumes stay (remembered, and never taken
+    // for declared volumes: the plan only makes the container again).
+    let rm = cli.run(&net, &["rm", "-s", "-f"], &[("GEN", "3")]);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    assert!(containers(&mut net).is_empty());
+    assert!(data.exists() && renewed.exists(), "{:?}", volumes());
+    assert_eq!(volumes().len(), 2, "{:?}", volumes());
+    let plan = cli.run(&net, &["plan"], &[("GEN", "3")]);
+    assert!(
+        plan.stdout.lines().all(|l| l.contains("container:")) && !plan.stderr.contains("WARN"),
+        "{}{}",
+        plan.stdout,
+        plan.stderr
+    );
+
+    // `down -v` with no container left removes them, and nothing of the project is left.
+    let down = cli.run(&net, &["down", "-v"], &[("GEN", "3")]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(volumes().is_empty(), "{:?}", volumes());
+    assert!(
+        !root.join("projects").join(net.host.project_name()).exists(),
+        "the project's records are left"
+    );
+    net.finish();
+}
