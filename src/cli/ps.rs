@@ -98,6 +98,8 @@ pub struct Row {
     pub exit_code: Option<i32>,
     pub health: Option<health::Status>,
     pub ports: Vec<PublishedPort>,
+    /// A one-off container (`wharf run`).
+    pub one_off: bool,
 }
 
 impl Row {
@@ -225,10 +227,13 @@ pub fn state_word(status: Status) -> &'static str {
 }
 
 /// Which rows `ps` shows: running ones unless `all`; with statuses, those in them (which
-/// implies `all`); with services, those services'.
+/// implies `all`); with services, those services'. One-off containers (`wharf run`) only
+/// with `all`, as in Docker Compose.
 pub fn select(rows: Vec<Row>, all: bool, statuses: &[&str], services: &[String]) -> Vec<Row> {
+    let all = all || !statuses.is_empty();
     rows.into_iter()
         .filter(|r| services.is_empty() || services.contains(&r.service))
+        .filter(|r| all || !r.one_off)
         .filter(|r| {
             if !statuses.is_empty() {
                 statuses.contains(&r.state())
@@ -342,6 +347,7 @@ pub fn row(c: &Container, image: String, ports: Vec<PublishedPort>, created: Opt
         exit_code: c.state.exit_code,
         health: c.state.health.as_ref().map(|h| h.status),
         ports,
+        one_off: c.config.one_off().is_some(),
     }
 }
 
@@ -415,6 +421,7 @@ mod tests {
             exit_code: None,
             health: None,
             ports: Vec::new(),
+            one_off: false,
         }
     }
 
@@ -494,6 +501,20 @@ mod tests {
         );
         assert!(filter_statuses(&["name=x".into()]).is_err());
         assert!(filter_statuses(&["status=sleeping".into()]).is_err());
+    }
+
+    #[test]
+    fn one_off_containers_only_with_all() {
+        let mut run = base("web", 1, Status::Running);
+        run.name = "shop-web-run-0123456789ab".into();
+        run.one_off = true;
+        let rows = vec![base("web", 1, Status::Running), run];
+        let names = |rows: Vec<Row>| -> Vec<String> { rows.into_iter().map(|r| r.name).collect() };
+        assert_eq!(names(select(rows.clone(), false, &[], &[])), ["shop-web-1"]);
+        assert_eq!(
+            names(select(rows, true, &[], &[])),
+            ["shop-web-1", "shop-web-run-0123456789ab"]
+        );
     }
 
     #[test]
