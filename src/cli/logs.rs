@@ -9,8 +9,9 @@
 //! replica and a restarted container (its log keeps growing) are all followed; it ends when
 //! no followed container has been running for a short grace period, or — when a container
 //! appeared while following and has not started yet (a replacement being set up) — a longer
-//! one. Attached `up` runs the same loop through [`attached`], with its own services and
-//! a callback told of every container's end ([`Hooks`]). The logic (selecting, merging,
+//! one, or once the `--until` time has passed ([`until_passed`], as Docker's follow does).
+//! Attached `up` runs the same loop through [`attached`], with its own services and a
+//! callback told of every container's end ([`Hooks`]). The logic (selecting, merging,
 //! prefixing, when to stop, which runs ended) is pure and unit-tested;
 //! reading goes through the runtime's [`Follower`]. Nothing here changes the host.
 
@@ -171,6 +172,12 @@ impl Prefixer {
 /// to be started.
 pub fn keep_following(any_active: bool, pending_new: bool, idle_for: Duration) -> bool {
     any_active || idle_for < GRACE || (pending_new && idle_for < REPLACE_GRACE)
+}
+
+/// Whether `-f` ends because `--until` has passed: Docker's follow stops at that time
+/// (the lines up to it were printed), exiting 0.
+pub fn until_passed(until: Option<Nanos>, now: Nanos) -> bool {
+    until.is_some_and(|u| now > u)
 }
 
 /// `all` or a number.
@@ -352,7 +359,7 @@ fn follow(
     if let Some(h) = hooks.as_mut() {
         report_exits(h, &project_name, &all, &wanted, &mut reported)?;
     }
-    if !args.follow {
+    if !args.follow || until_passed(until, nanos_of(SystemTime::now())) {
         return Ok(0);
     }
     let mut appeared: Vec<String> = Vec::new();
@@ -387,6 +394,11 @@ fn follow(
         // After the lines: a container's last words come before its exit.
         if let Some(h) = hooks.as_mut() {
             report_exits(h, &project_name, &all, &wanted, &mut reported)?;
+        }
+        // The lines read above were written before now, so every line up to `--until`
+        // has been printed.
+        if until_passed(until, nanos_of(SystemTime::now())) {
+            return Ok(0);
         }
         // A removed container's log was read to its end above.
         followed.retain(|id, _| listed.iter().any(|c| &c.id == id));
@@ -633,6 +645,16 @@ mod tests {
             ended(&at(Status::Dead, None, None), since),
             Some((String::new(), 255))
         );
+    }
+
+    #[test]
+    fn following_stops_once_until_has_passed() {
+        let at = |s: u32| parse_rfc3339(&t(s)).unwrap();
+        assert!(!until_passed(None, at(59)), "no --until: follow on");
+        assert!(!until_passed(Some(at(10)), at(9)));
+        assert!(!until_passed(Some(at(10)), at(10)), "the end is inclusive");
+        assert!(until_passed(Some(at(10)), at(10) + 1));
+        assert!(until_passed(Some(at(10)), at(30)));
     }
 
     #[test]
