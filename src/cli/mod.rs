@@ -27,6 +27,7 @@ mod start;
 mod stop;
 mod table;
 mod top;
+mod tz;
 mod up;
 mod wait;
 mod when;
