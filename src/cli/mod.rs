@@ -8,6 +8,7 @@
 mod apply_progress;
 mod config;
 mod down;
+mod events;
 mod exec;
 mod graph;
 mod image;
@@ -130,6 +131,8 @@ pub enum Command {
     Top(top::TopArgs),
     /// View output from the project's containers
     Logs(logs::LogsArgs),
+    /// Receive real time events from the project's containers
+    Events(events::EventsArgs),
     /// Stop and remove the project's containers and networks (-v: and its volumes)
     Down(down::DownArgs),
     /// Stop the project's running containers (dependents first)
@@ -249,6 +252,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => ls::run(&cli.global, args),
         Command::Top(args) => top::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Events(args) => events::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Start(args) => start::run_start(&cli.global, args),

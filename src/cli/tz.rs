@@ -75,6 +75,22 @@ impl Zone {
         s
     }
 
+    /// `t` as RFC 3339 with the local offset: `2026-11-24T04:20:00.123456789+01:00`.
+    pub fn rfc3339(&self, t: Nanos) -> String {
+        let offset = self.offset_at(t.div_euclid(SECOND) as i64);
+        if offset == 0 {
+            return format!("{}Z", self.civil(t));
+        }
+        let sign = if offset < 0 { '-' } else { '+' };
+        let a = offset.unsigned_abs();
+        format!(
+            "{}{sign}{:02}:{:02}",
+            self.civil(t),
+            a / 3600,
+            a % 3600 / 60
+        )
+    }
+
     /// A POSIX `TZ` rule (`UTC0`, `EST5EDT`, `<+0330>-3:30`, `CET-1CEST,M3.5.0,M10.5.0/3`).
     pub fn parse_rule(text: &str) -> Option<Zone> {
         let rule = Rule::parse(text)?;
@@ -487,9 +503,13 @@ mod tests {
     }
 
     #[test]
-    fn local_civil_time() {
+    fn local_civil_time_and_rfc3339() {
         let paris = Zone::parse_rule("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
         let t = Nanos::from(WINTER) * SECOND + 123_456_789;
         assert_eq!(paris.civil(t), "2026-11-24T04:20:00.123456789");
+        assert_eq!(paris.rfc3339(t), "2026-11-24T04:20:00.123456789+01:00");
+        let ny = Zone::parse_rule("EST5EDT").unwrap();
+        assert_eq!(ny.rfc3339(t), "2026-11-23T22:20:00.123456789-05:00");
+        assert_eq!(Zone::utc().rfc3339(t), "2026-11-24T03:20:00.123456789Z");
     }
 }
