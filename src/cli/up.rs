@@ -249,6 +249,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let opts = global.load_options(&args.services)?;
     let loaded = load_project(&opts, NormalizeOptions::default())?;
     let env_orphans = remove_orphans_of(&loaded.loaded.environment);
+    let config_files = loaded.loaded.config_files.clone();
     let project = loaded.project;
     for (service, _) in &args.recreate.scale {
         if !project.services.contains_key(service) {
@@ -307,6 +308,8 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(0);
     }
     check_ports(&project, &plan, &live, &networks)?;
+    // For `ls`'s CONFIG FILES: what the project was last brought up from.
+    crate::state::record_config_files(&root, &project.name, &config_files)?;
     let wait_timeout = args.wait_timeout.map_or(DEFAULT_WAIT, Duration::from_secs);
     let cgroup = Hierarchies::read(std::path::Path::new("/proc/self/mountinfo"))?.version();
     let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs)).with_project(

@@ -300,6 +300,17 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
     let bye = lines.iter().position(|l| *l == "a-1  | bye").unwrap();
     assert!(hi < bye, "{}", up.stdout);
     assert_eq!(containers(&mut net).len(), 2);
+    // `ls` names the Compose file the project was brought up from.
+    let ls = cli.run(&net, &["ls", "-a", "--format", "json"], &[]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    let projects: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+    let ours = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Name"] == net.host.project_name())
+        .unwrap_or_else(|| panic!("{}", ls.stdout));
+    assert_eq!(ours["ConfigFiles"], cli.file.display().to_string());
     // `down --rmi all` takes the services' image too.
     let down = cli.run(&net, &["down", "--rmi", "all"], &[]);
     assert_eq!(down.code, 0, "{}", down.stderr);
@@ -308,6 +319,12 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
         .unwrap()
         .to_string();
     assert_eq!(net.host.store.resolve(&reference).unwrap(), None);
+    let records = net
+        .host
+        .root()
+        .join("projects")
+        .join(net.host.project_name());
+    assert!(!records.exists(), "{records:?} is left after down");
     net.finish();
 }
 
