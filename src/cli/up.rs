@@ -95,6 +95,9 @@ pub struct UpArgs {
     /// Don't show these services' logs (repeatable)
     #[arg(long, value_name = "SERVICE")]
     pub no_attach: Vec<String>,
+    /// Also show the logs of the services the named ones depend on (transitively)
+    #[arg(long)]
+    pub attach_dependencies: bool,
 }
 
 /// What attached `up` does when a container stops (Docker Compose's `Cascade`).
@@ -121,11 +124,15 @@ pub fn on_exit(args: &UpArgs) -> Result<OnExit, String> {
             "--abort-on-container-failure cannot be combined with --abort-on-container-exit".into(),
         );
     }
-    if args.wait && (stop || !args.attach.is_empty()) {
-        return Err("--wait cannot be combined with --abort-on-container-exit or --attach".into());
+    let attach = !args.attach.is_empty();
+    if args.wait && (stop || attach || args.attach_dependencies) {
+        return Err("--wait cannot be combined with --abort-on-container-exit, --attach or --attach-dependencies".into());
     }
-    if (args.detach || args.wait) && (stop || fail || !args.attach.is_empty()) {
-        return Err("--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure or --attach".into());
+    if (args.detach || args.wait) && (stop || fail || attach || args.attach_dependencies) {
+        return Err("--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach or --attach-dependencies".into());
+    }
+    if attach && args.attach_dependencies {
+        return Err("cannot combine --attach and --attach-dependencies".into());
     }
     if args.no_start && (stop || fail || args.exit_code_from.is_some()) {
         return Err("--no-start cannot be combined with --abort-on-container-exit, --abort-on-container-failure or --exit-code-from".into());
@@ -140,21 +147,37 @@ pub fn on_exit(args: &UpArgs) -> Result<OnExit, String> {
 }
 
 /// The services whose logs attached `up` shows: those `--attach` names (each must be one
-/// of the project's), else the services brought up (`selected`, or all) that do not say
-/// `attach: false`; less those `--no-attach` names.
+/// of the project's), else the services brought up (`selected`, or all) — with
+/// `dependencies` (`--attach-dependencies`), also those they depend on, transitively — that
+/// do not say `attach: false`; less those `--no-attach` names.
 pub fn attached_services(
     project: &Project,
     selected: &[String],
     attach: &[String],
     no_attach: &[String],
+    dependencies: bool,
 ) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = if attach.is_empty() {
-        project
+        let mut chosen: Vec<&String> = project
             .services
-            .iter()
-            .filter(|(name, _)| selected.is_empty() || selected.contains(name))
-            .filter(|(_, s)| s.attach != Some(false))
-            .map(|(name, _)| name.clone())
+            .keys()
+            .filter(|name| selected.is_empty() || selected.contains(name))
+            .collect();
+        let mut next = 0;
+        while dependencies && next < chosen.len() {
+            if let Some(s) = project.services.get(chosen[next]) {
+                for dep in s.depends_on.keys() {
+                    if project.services.contains_key(dep) && !chosen.contains(&dep) {
+                        chosen.push(dep);
+                    }
+                }
+            }
+            next += 1;
+        }
+        chosen
+            .into_iter()
+            .filter(|name| project.services[*name].attach != Some(false))
+            .cloned()
             .collect()
     } else {
         let unknown: Vec<&str> = attach
@@ -261,8 +284,14 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--exit-code-from: no such service: {service}");
         }
     }
-    let attached = attached_services(&project, &args.services, &args.attach, &args.no_attach)
-        .map_err(anyhow::Error::msg)?;
+    let attached = attached_services(
+        &project,
+        &args.services,
+        &args.attach,
+        &args.no_attach,
+        args.attach_dependencies,
+    )
+    .map_err(anyhow::Error::msg)?;
     let root = state_root();
     let exe = std::env::current_exe()?;
     let _lock = super::lock_project(&root, &project.name)?;
@@ -698,6 +727,43 @@ mod tests {
     }
 
     #[test]
+    fn attach_dependencies_adds_what_the_named_services_depend_on() {
+        let project = crate::compose::testing::project(
+            "services:\n  web:\n    image: x\n    depends_on: [api]\n  api:\n    image: x\n    depends_on: [db, noisy]\n  db:\n    image: x\n  noisy:\n    image: x\n    attach: false\n  other:\n    image: x\n",
+            "shop",
+        );
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            attached_services(&project, &s(&["web"]), &[], &[], false),
+            Ok(s(&["web"])),
+            "without the flag: the named service only"
+        );
+        assert_eq!(
+            attached_services(&project, &s(&["web"]), &[], &[], true),
+            Ok(s(&["api", "db", "web"])),
+            "transitively, attach: false left out, unrelated services too"
+        );
+        assert_eq!(
+            attached_services(&project, &s(&["api"]), &[], &s(&["db"]), true),
+            Ok(s(&["api"])),
+            "--no-attach still wins"
+        );
+        assert_eq!(
+            attached_services(&project, &[], &[], &[], true),
+            Ok(s(&["api", "db", "other", "web"]))
+        );
+        let refused = on_exit(&up_args(&["--attach", "web", "--attach-dependencies"]));
+        assert_eq!(
+            refused,
+            Err("cannot combine --attach and --attach-dependencies".into())
+        );
+        assert!(
+            on_exit(&up_args(&["-d", "--attach-dependencies"]))
+                .is_err_and(|e| e.starts_with("--detach cannot be combined"))
+        );
+    }
+
+    #[test]
     fn attached_services_follow_attach_no_attach_and_the_compose_file() {
         let project = crate::compose::testing::project(
             "services:\n  web:\n    image: x\n  db:\n    image: x\n  noisy:\n    image: x\n    attach: false\n",
@@ -705,29 +771,29 @@ mod tests {
         );
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            attached_services(&project, &[], &[], &[]),
+            attached_services(&project, &[], &[], &[], false),
             Ok(s(&["db", "web"])),
             "attach: false is left out"
         );
         assert_eq!(
-            attached_services(&project, &s(&["web", "noisy"]), &[], &[]),
+            attached_services(&project, &s(&["web", "noisy"]), &[], &[], false),
             Ok(s(&["web"]))
         );
         assert_eq!(
-            attached_services(&project, &[], &s(&["noisy", "web"]), &[]),
+            attached_services(&project, &[], &s(&["noisy", "web"]), &[], false),
             Ok(s(&["noisy", "web"])),
             "--attach wins over attach: false"
         );
         assert_eq!(
-            attached_services(&project, &[], &s(&["web", "db"]), &s(&["db"])),
+            attached_services(&project, &[], &s(&["web", "db"]), &s(&["db"]), false),
             Ok(s(&["web"]))
         );
         assert_eq!(
-            attached_services(&project, &[], &[], &s(&["web", "db"])),
+            attached_services(&project, &[], &[], &s(&["web", "db"]), false),
             Ok(s(&[]))
         );
         assert_eq!(
-            attached_services(&project, &[], &s(&["nope"]), &[]),
+            attached_services(&project, &[], &s(&["nope"]), &[], false),
             Err("cannot attach to services not included in up: nope".into())
         );
     }
