@@ -217,6 +217,8 @@ pub struct Hooks<'a> {
     /// Told of every ended run of every container of the project, attached or not, in the
     /// order they ended.
     pub on_exit: &'a mut dyn FnMut(&Exit) -> anyhow::Result<()>,
+    /// Once true, lines are read but no longer printed (the containers are being stopped).
+    pub muted: &'a dyn Fn() -> bool,
 }
 
 /// The run of a container that ended at or after `since`, as (when it ended, exit code):
@@ -355,7 +357,10 @@ fn follow(
         order.push(c.id.clone());
         followed.insert(c.id.clone(), f);
     }
-    emit(&prefixer, &style, &followed, &order, batches)?;
+    let muted = |hooks: &Option<Hooks<'_>>| hooks.as_ref().is_some_and(|h| (h.muted)());
+    if !muted(&hooks) {
+        emit(&prefixer, &style, &followed, &order, batches)?;
+    }
     if let Some(h) = hooks.as_mut() {
         report_exits(h, &project_name, &all, &wanted, &mut reported)?;
     }
@@ -390,7 +395,9 @@ fn follow(
             appeared.push(c.id.clone());
             followed.insert(c.id.clone(), f);
         }
-        emit(&prefixer, &style, &followed, &order, batches)?;
+        if !muted(&hooks) {
+            emit(&prefixer, &style, &followed, &order, batches)?;
+        }
         // After the lines: a container's last words come before its exit.
         if let Some(h) = hooks.as_mut() {
             report_exits(h, &project_name, &all, &wanted, &mut reported)?;

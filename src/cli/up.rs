@@ -376,7 +376,8 @@ struct Attached {
 }
 
 /// Stops every container of project `name` at once (the CLI's Ctrl-C and the aborts of
-/// attached mode).
+/// attached mode), saying on stderr which running ones stopped, as Docker Compose's
+/// progress does once its log printer has stopped.
 fn stop_project(root: &Path, exe: &Path, name: &str, timeout: Option<Duration>) {
     let runtime = Runtime::new(root, exe);
     let ids: Vec<String> = runtime
@@ -387,7 +388,13 @@ fn stop_project(root: &Path, exe: &Path, name: &str, timeout: Option<Duration>) 
     std::thread::scope(|s| {
         for id in &ids {
             let runtime = &runtime;
-            s.spawn(move || runtime.stop(id, timeout));
+            s.spawn(move || {
+                let running = runtime.state(id).is_ok_and(|st| st.is_active());
+                let stopped = runtime.stop(id, timeout);
+                if let (true, Ok(_), Ok(c)) = (running, stopped, runtime.config(id)) {
+                    eprintln!(" Container {}  Stopped", c.spec.name);
+                }
+            });
         }
     });
 }
@@ -396,7 +403,9 @@ fn stop_project(root: &Path, exe: &Path, name: &str, timeout: Option<Duration>) 
 /// containers has exited; a line when one exits; with `--abort-on-container-exit` /
 /// `--abort-on-container-failure`, every container stopped at the first (failed) exit.
 /// Ctrl-C stops the project's containers (as Docker Compose does: stopped, not removed) and
-/// the logs end with them.
+/// the logs end with them. First, Docker Compose's `Attaching to web-1, db-1`; once an
+/// abort or Ctrl-C has begun stopping the containers, no more of their lines (Docker
+/// Compose stops its log printer then).
 fn attach(
     global: &GlobalArgs,
     args: &UpArgs,
@@ -405,10 +414,30 @@ fn attach(
     exe: &Path,
     how: Attached,
 ) -> anyhow::Result<ExitCode> {
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let interrupted = Arc::new(AtomicBool::new(false));
+    // Set once the containers are being stopped (Ctrl-C or an abort).
+    let stopping = Arc::new(AtomicBool::new(false));
     let timeout = args.timeout.map(Duration::from_secs);
+    let runtime = Runtime::new(root, exe);
+    let mut names: Vec<(String, String)> =
+        super::records::containers(&runtime, Some(&project.name))
+            .iter()
+            .filter(|c| how.services.iter().any(|s| s == c.service()))
+            .map(|c| {
+                let short =
+                    super::records::short_name(&project.name, c.service(), c.replica(), c.name());
+                (c.name().to_string(), short)
+            })
+            .collect();
+    names.sort();
+    if !names.is_empty() {
+        let names: Vec<&str> = names.iter().map(|(_, short)| short.as_str()).collect();
+        print(&format!("Attaching to {}\n", names.join(", ")))?;
+    }
     {
         let interrupted = interrupted.clone();
+        let stopping = stopping.clone();
         let (root, exe, name) = (root.to_path_buf(), exe.to_path_buf(), project.name.clone());
         // A thread of its own waits for Ctrl-C (tokio's handler replaces the default
         // termination), then stops every container of the project.
@@ -422,7 +451,8 @@ fn attach(
             if rt.block_on(tokio::signal::ctrl_c()).is_err() {
                 return;
             }
-            interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+            interrupted.store(true, Ordering::SeqCst);
+            stopping.store(true, Ordering::SeqCst);
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             stop_project(&root, &exe, &name, timeout);
         });
@@ -441,25 +471,28 @@ fn attach(
     };
     let mut cascade = how.cascade;
     let mut on_exit = |exit: &super::logs::Exit| -> anyhow::Result<()> {
-        let quiet = cascade.aborting();
+        let quiet = cascade.aborting() || stopping.load(Ordering::SeqCst);
         let abort = cascade.exited(&exit.service, exit.code, exit.requested);
-        // Docker Compose's lines; none for the containers an abort stops.
+        // Docker Compose's lines; none for the containers an abort or Ctrl-C stops.
         if exit.attached && !quiet {
             print(&format!("{} exited with code {}\n", exit.name, exit.code))?;
         }
         if abort {
+            stopping.store(true, Ordering::SeqCst);
             eprintln!("Aborting on container exit...");
             stop_project(root, exe, &project.name, timeout);
         }
         Ok(())
     };
+    let muted = || stopping.load(Ordering::SeqCst);
     let hooks = super::logs::Hooks {
         services: how.services,
         since: nanos_of(how.since),
         on_exit: &mut on_exit,
+        muted: &muted,
     };
     super::logs::attached(global, logs, hooks)?;
-    Ok(if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+    Ok(if interrupted.load(Ordering::SeqCst) {
         130
     } else {
         cascade.code()
