@@ -15,6 +15,12 @@ use crate::networking::Net;
 use crate::runtime::{IMAGE, is_root};
 use crate::up::{Cleanup, Cli, containers};
 
+/// The numbers of `clock_nanosleep` and `nanosleep`.
+#[cfg(target_arch = "x86_64")]
+const SLEEPS: [u32; 2] = [230, 35];
+#[cfg(target_arch = "aarch64")]
+const SLEEPS: [u32; 2] = [115, 101];
+
 #[test]
 fn events_follow_up_stop_and_down_of_the_services_named() {
     if !is_root("events_follow_up_stop_and_down_of_the_services_named") {
@@ -48,8 +54,20 @@ fn events_follow_up_stop_and_down_of_the_services_named() {
             let _ = tx.send(line);
         }
     });
-    // Its first look at the project (nothing there yet) before anything changes.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Its first look at the project (nothing there yet) before anything changes: it has
+    // taken it once it sleeps between polls (in nanosleep or clock_nanosleep).
+    let ready = Instant::now() + Duration::from_secs(30);
+    loop {
+        let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if SLEEPS.iter().any(|n| syscall.starts_with(&format!("{n} "))) {
+            break;
+        }
+        assert!(
+            Instant::now() < ready,
+            "events never began polling: {syscall}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     let mut events: Vec<Value> = Vec::new();
     // Reads events until `count` of them have `action` (or a generous limit).
