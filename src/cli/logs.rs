@@ -9,8 +9,9 @@
 //! replica and a restarted container (its log keeps growing) are all followed; it ends when
 //! no followed container has been running for a short grace period, or — when a container
 //! appeared while following and has not started yet (a replacement being set up) — a longer
-//! one. Attached `up` runs the same loop through [`attached`], with its own services and
-//! a callback told of every container's end ([`Hooks`]). The logic (selecting, merging,
+//! one, or once the `--until` time has passed ([`until_passed`], as Docker's follow does).
+//! Attached `up` runs the same loop through [`attached`], with its own services and a
+//! callback told of every container's end ([`Hooks`]). The logic (selecting, merging,
 //! prefixing, when to stop, which runs ended) is pure and unit-tested;
 //! reading goes through the runtime's [`Follower`]. Nothing here changes the host.
 
@@ -173,6 +174,12 @@ pub fn keep_following(any_active: bool, pending_new: bool, idle_for: Duration) -
     any_active || idle_for < GRACE || (pending_new && idle_for < REPLACE_GRACE)
 }
 
+/// Whether `-f` ends because `--until` has passed: Docker's follow stops at that time
+/// (the lines up to it were printed), exiting 0.
+pub fn until_passed(until: Option<Nanos>, now: Nanos) -> bool {
+    until.is_some_and(|u| now > u)
+}
+
 /// `all` or a number.
 fn parse_tail(text: &str) -> anyhow::Result<Option<usize>> {
     if text == "all" {
@@ -210,6 +217,8 @@ pub struct Hooks<'a> {
     /// Told of every ended run of every container of the project, attached or not, in the
     /// order they ended.
     pub on_exit: &'a mut dyn FnMut(&Exit) -> anyhow::Result<()>,
+    /// Once true, lines are read but no longer printed (the containers are being stopped).
+    pub muted: &'a dyn Fn() -> bool,
 }
 
 /// The run of a container that ended at or after `since`, as (when it ended, exit code):
@@ -348,11 +357,14 @@ fn follow(
         order.push(c.id.clone());
         followed.insert(c.id.clone(), f);
     }
-    emit(&prefixer, &style, &followed, &order, batches)?;
+    let muted = |hooks: &Option<Hooks<'_>>| hooks.as_ref().is_some_and(|h| (h.muted)());
+    if !muted(&hooks) {
+        emit(&prefixer, &style, &followed, &order, batches)?;
+    }
     if let Some(h) = hooks.as_mut() {
         report_exits(h, &project_name, &all, &wanted, &mut reported)?;
     }
-    if !args.follow {
+    if !args.follow || until_passed(until, nanos_of(SystemTime::now())) {
         return Ok(0);
     }
     let mut appeared: Vec<String> = Vec::new();
@@ -383,10 +395,17 @@ fn follow(
             appeared.push(c.id.clone());
             followed.insert(c.id.clone(), f);
         }
-        emit(&prefixer, &style, &followed, &order, batches)?;
+        if !muted(&hooks) {
+            emit(&prefixer, &style, &followed, &order, batches)?;
+        }
         // After the lines: a container's last words come before its exit.
         if let Some(h) = hooks.as_mut() {
             report_exits(h, &project_name, &all, &wanted, &mut reported)?;
+        }
+        // The lines read above were written before now, so every line up to `--until`
+        // has been printed.
+        if until_passed(until, nanos_of(SystemTime::now())) {
+            return Ok(0);
         }
         // A removed container's log was read to its end above.
         followed.retain(|id, _| listed.iter().any(|c| &c.id == id));
@@ -633,6 +652,16 @@ mod tests {
             ended(&at(Status::Dead, None, None), since),
             Some((String::new(), 255))
         );
+    }
+
+    #[test]
+    fn following_stops_once_until_has_passed() {
+        let at = |s: u32| parse_rfc3339(&t(s)).unwrap();
+        assert!(!until_passed(None, at(59)), "no --until: follow on");
+        assert!(!until_passed(Some(at(10)), at(9)));
+        assert!(!until_passed(Some(at(10)), at(10)), "the end is inclusive");
+        assert!(until_passed(Some(at(10)), at(10) + 1));
+        assert!(until_passed(Some(at(10)), at(30)));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `wharf ls`: the Compose projects on this host, from the runtime's container records —
 //! each with its containers' states counted (`running(3), exited(1)`), as `docker compose
-//! ls` prints them. Projects with a running container only, unless `-a`. Reading the
-//! records is one step; grouping and rendering ([`projects`], [`render_table`],
+//! ls` prints them, with the Compose files each was last brought up from (recorded by `up`,
+//! [`crate::state::config_files`]). Projects with a running container only, unless `-a`.
+//! Reading the records is one step; grouping and rendering ([`projects`], [`render_table`],
 //! [`render_json`]) are pure. Nothing here changes the host.
 
 use std::collections::BTreeMap;
@@ -47,8 +48,14 @@ pub struct ProjectRow {
 }
 
 /// Projects from `(project, status)` pairs of every container: running containers only
-/// unless `all`, and projects whose name contains one of `names` when given.
-pub fn projects(containers: &[(String, Status)], all: bool, names: &[String]) -> Vec<ProjectRow> {
+/// unless `all`, and projects whose name contains one of `names` when given; each with the
+/// Compose files `files` records for it, comma separated as Docker Compose joins them.
+pub fn projects(
+    containers: &[(String, Status)],
+    all: bool,
+    names: &[String],
+    files: &dyn Fn(&str) -> Vec<std::path::PathBuf>,
+) -> Vec<ProjectRow> {
     let mut by_project: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for (project, status) in containers {
         let word = state_word(*status);
@@ -73,7 +80,11 @@ pub fn projects(containers: &[(String, Status)], all: bool, names: &[String]) ->
                 .map(|(state, n)| format!("{state}({n})"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            config_files: String::new(),
+            config_files: files(name)
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         })
         .collect()
 }
@@ -114,7 +125,9 @@ pub fn run(_global: &GlobalArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|c| (c.project().to_string(), c.state.status))
         .collect();
-    let rows = projects(&containers, args.all, &names);
+    let root = super::image::state_root();
+    let files = |project: &str| crate::state::config_files(&root, project);
+    let rows = projects(&containers, args.all, &names, &files);
     let text = if args.quiet {
         rows.iter().map(|r| format!("{}\n", r.name)).collect()
     } else {
@@ -146,27 +159,39 @@ mod tests {
         .collect()
     }
 
+    /// shop was brought up from two files, blog from one; wiki's are not recorded.
+    fn files(project: &str) -> Vec<std::path::PathBuf> {
+        match project {
+            "shop" => vec![
+                "/srv/shop/compose.yaml".into(),
+                "/srv/shop/prod.yaml".into(),
+            ],
+            "blog" => vec!["/srv/blog/compose.yaml".into()],
+            _ => Vec::new(),
+        }
+    }
+
     #[test]
     fn table_of_running_projects() {
-        insta::assert_snapshot!(render_table(&projects(&host(), false, &[])), @r"
+        insta::assert_snapshot!(render_table(&projects(&host(), false, &[], &files)), @r"
         NAME      STATUS       CONFIG FILES
-        shop      running(2)   
+        shop      running(2)   /srv/shop/compose.yaml,/srv/shop/prod.yaml
         wiki      running(1)   
         ");
     }
 
     #[test]
     fn all_projects_as_json() {
-        insta::assert_snapshot!(render_json(&projects(&host(), true, &[])), @r#"[{"Name":"blog","Status":"created(1), exited(1)","ConfigFiles":""},{"Name":"shop","Status":"exited(1), restarting(1), running(2)","ConfigFiles":""},{"Name":"wiki","Status":"running(1)","ConfigFiles":""}]"#);
+        insta::assert_snapshot!(render_json(&projects(&host(), true, &[], &files)), @r#"[{"Name":"blog","Status":"created(1), exited(1)","ConfigFiles":"/srv/blog/compose.yaml"},{"Name":"shop","Status":"exited(1), restarting(1), running(2)","ConfigFiles":"/srv/shop/compose.yaml,/srv/shop/prod.yaml"},{"Name":"wiki","Status":"running(1)","ConfigFiles":""}]"#);
     }
 
     #[test]
     fn filters_by_name() {
         let names = name_filters(&["name=sho".into()]).unwrap();
-        let rows = projects(&host(), true, &names);
+        let rows = projects(&host(), true, &names, &files);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].name, "shop");
         assert!(name_filters(&["status=running".into()]).is_err());
-        assert!(projects(&host(), false, &["blog".into()]).is_empty());
+        assert!(projects(&host(), false, &["blog".into()], &files).is_empty());
     }
 }

@@ -8,6 +8,7 @@
 mod apply_progress;
 mod config;
 mod down;
+mod events;
 mod exec;
 mod graph;
 mod image;
@@ -28,6 +29,7 @@ mod start;
 mod stop;
 mod table;
 mod top;
+mod tz;
 mod up;
 mod wait;
 mod when;
@@ -132,6 +134,8 @@ pub enum Command {
     Top(top::TopArgs),
     /// View output from the project's containers
     Logs(logs::LogsArgs),
+    /// Receive real time events from the project's containers
+    Events(events::EventsArgs),
     /// Stop and remove the project's containers and networks (-v: and its volumes)
     Down(down::DownArgs),
     /// Stop the project's running containers (dependents first)
@@ -319,6 +323,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => ls::run(&cli.global, args),
         Command::Top(args) => top::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Events(args) => events::run(&cli.global, args),
         Command::Plan(args) => plan::run(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Start(args) => start::run_start(&cli.global, args),

@@ -2,7 +2,8 @@
 //! `docker compose top` prints them (UID PID PPID C STIME TTY TIME CMD, host PIDs, per
 //! container under its name). The processes are the container's cgroup's; each one's
 //! details come from `/proc/<pid>/{stat,status,cmdline}` — no `ps` is run. Parsing and
-//! rendering are pure ([`parse_stat`], [`parse_uid`], [`render`]); times are shown in UTC.
+//! rendering are pure ([`parse_stat`], [`parse_uid`], [`render`]); STIME is the host's
+//! local time, as `ps` shows it (the zone of `TZ` or `/etc/localtime`, [`super::tz`]).
 //! Nothing here changes the host.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,8 @@ use std::path::Path;
 use clap::Args;
 
 use super::records;
-use super::when::{Nanos, SECOND, format_rfc3339, nanos_of};
+use super::tz::Zone;
+use super::when::{Nanos, SECOND, nanos_of};
 use super::{ExitCode, GlobalArgs, print, table};
 use crate::runtime::cgroupdir::ContainerCgroup;
 use crate::runtime::cgroupfs::Hierarchies;
@@ -39,12 +41,14 @@ pub struct Proc {
     pub cmdline: Vec<String>,
 }
 
-/// What turns ticks into times: the clock's ticks per second, the boot time and now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What turns ticks into times: the clock's ticks per second, the boot time, now, and the
+/// time zone STIME is shown in.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clock {
     pub ticks_per_second: u64,
     pub boot: Nanos,
     pub now: Nanos,
+    pub zone: Zone,
 }
 
 /// `(comm, ppid, tty_nr, utime + stime, starttime)` from `/proc/<pid>/stat`. The command
@@ -105,10 +109,11 @@ fn cpu_time(ticks: u64, per_second: u64) -> String {
     }
 }
 
-/// `ps`'s STIME: `HH:MM` today, `Nov23` this year, the year before that.
-fn start_time(start: Nanos, now: Nanos) -> String {
-    let t = format_rfc3339(start);
-    let n = format_rfc3339(now);
+/// `ps`'s STIME in `zone`'s local time: `HH:MM` today, `Nov23` this year, the year before
+/// that.
+fn start_time(start: Nanos, now: Nanos, zone: &Zone) -> String {
+    let t = zone.civil(start);
+    let n = zone.civil(now);
     if t[..10] == n[..10] {
         t[11..16].to_string()
     } else if t[..4] == n[..4] {
@@ -123,7 +128,7 @@ fn start_time(start: Nanos, now: Nanos) -> String {
 }
 
 /// The rows of one container's processes, in PID order.
-pub fn rows(procs: &[Proc], users: &BTreeMap<u32, String>, clock: Clock) -> Vec<Vec<String>> {
+pub fn rows(procs: &[Proc], users: &BTreeMap<u32, String>, clock: &Clock) -> Vec<Vec<String>> {
     let mut procs: Vec<&Proc> = procs.iter().collect();
     procs.sort_by_key(|p| p.pid);
     let hz = clock.ticks_per_second.max(1);
@@ -150,7 +155,7 @@ pub fn rows(procs: &[Proc], users: &BTreeMap<u32, String>, clock: Clock) -> Vec<
                 p.pid.to_string(),
                 p.ppid.to_string(),
                 c.to_string(),
-                start_time(start, clock.now),
+                start_time(start, clock.now, &clock.zone),
                 tty_name(p.tty),
                 cpu_time(p.cpu_ticks, hz),
                 cmd,
@@ -163,7 +168,7 @@ pub fn rows(procs: &[Proc], users: &BTreeMap<u32, String>, clock: Clock) -> Vec<
 pub fn render(
     containers: &[(String, Vec<Proc>)],
     users: &BTreeMap<u32, String>,
-    clock: Clock,
+    clock: &Clock,
 ) -> String {
     let mut out = String::new();
     for (name, procs) in containers {
@@ -246,8 +251,9 @@ pub fn run(global: &GlobalArgs, args: TopArgs) -> anyhow::Result<ExitCode> {
         ticks_per_second: ticks,
         boot: boot_time()?,
         now: nanos_of(std::time::SystemTime::now()),
+        zone: super::tz::local(),
     };
-    print(&render(&containers, &users, clock))?;
+    print(&render(&containers, &users, &clock))?;
     Ok(0)
 }
 
@@ -276,9 +282,21 @@ mod tests {
     #[test]
     fn start_times_are_clock_times_today_then_dates_then_years() {
         let now = 1_795_455_125 * SECOND; // 2026-11-23T17:32:05Z
-        assert_eq!(start_time(now - 3600 * SECOND, now), "16:32");
-        assert_eq!(start_time(now - 86_400 * SECOND, now), "Nov22");
-        assert_eq!(start_time(now - 400 * 86_400 * SECOND, now), "2025");
+        let utc = Zone::utc();
+        assert_eq!(start_time(now - 3600 * SECOND, now, &utc), "16:32");
+        assert_eq!(start_time(now - 86_400 * SECOND, now, &utc), "Nov22");
+        assert_eq!(start_time(now - 400 * 86_400 * SECOND, now, &utc), "2025");
+        // Local time: 17:32Z is 18:32 in Paris; 23:30Z yesterday is already today there.
+        let paris = Zone::parse_rule("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(start_time(now - 3600 * SECOND, now, &paris), "17:32");
+        assert_eq!(start_time(now - 18 * 3600 * SECOND, now, &paris), "00:32");
+        assert_eq!(start_time(now - 18 * 3600 * SECOND, now, &utc), "Nov22");
+        let tokyo = Zone::parse_rule("JST-9").unwrap();
+        assert_eq!(
+            start_time(now - 3600 * SECOND, now, &tokyo),
+            "01:32",
+            "already tomorrow in Tokyo, as now is"
+        );
         assert_eq!(tty_name(0), "?");
         assert_eq!(tty_name(34816 + 3), "pts/3");
         assert_eq!(tty_name(4 << 8 | 1), "tty1");
@@ -292,6 +310,7 @@ mod tests {
             ticks_per_second: 100,
             boot,
             now: 1_795_455_125 * SECOND,
+            zone: Zone::utc(),
         };
         let sh = Proc {
             pid: 4242,
@@ -314,7 +333,7 @@ mod tests {
             cmdline: vec![],
         };
         let users = parse_passwd("root:x:0:0:root:/root:/bin/sh\n");
-        insta::assert_snapshot!(render(&[("shop-web-1".into(), vec![sleep, sh])], &users, clock), @r"
+        insta::assert_snapshot!(render(&[("shop-web-1".into(), vec![sleep, sh])], &users, &clock), @r"
         shop-web-1
         UID    PID    PPID   C    STIME   TTY     TIME         CMD
         root   4242   4240   1    17:30   ?       00:00:01     /bin/sh -c sleep 60

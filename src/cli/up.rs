@@ -95,6 +95,9 @@ pub struct UpArgs {
     /// Don't show these services' logs (repeatable)
     #[arg(long, value_name = "SERVICE")]
     pub no_attach: Vec<String>,
+    /// Also show the logs of the services the named ones depend on (transitively)
+    #[arg(long)]
+    pub attach_dependencies: bool,
 }
 
 /// What attached `up` does when a container stops (Docker Compose's `Cascade`).
@@ -121,11 +124,15 @@ pub fn on_exit(args: &UpArgs) -> Result<OnExit, String> {
             "--abort-on-container-failure cannot be combined with --abort-on-container-exit".into(),
         );
     }
-    if args.wait && (stop || !args.attach.is_empty()) {
-        return Err("--wait cannot be combined with --abort-on-container-exit or --attach".into());
+    let attach = !args.attach.is_empty();
+    if args.wait && (stop || attach || args.attach_dependencies) {
+        return Err("--wait cannot be combined with --abort-on-container-exit, --attach or --attach-dependencies".into());
     }
-    if (args.detach || args.wait) && (stop || fail || !args.attach.is_empty()) {
-        return Err("--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure or --attach".into());
+    if (args.detach || args.wait) && (stop || fail || attach || args.attach_dependencies) {
+        return Err("--detach cannot be combined with --abort-on-container-exit, --abort-on-container-failure, --attach or --attach-dependencies".into());
+    }
+    if attach && args.attach_dependencies {
+        return Err("cannot combine --attach and --attach-dependencies".into());
     }
     if args.no_start && (stop || fail || args.exit_code_from.is_some()) {
         return Err("--no-start cannot be combined with --abort-on-container-exit, --abort-on-container-failure or --exit-code-from".into());
@@ -140,21 +147,37 @@ pub fn on_exit(args: &UpArgs) -> Result<OnExit, String> {
 }
 
 /// The services whose logs attached `up` shows: those `--attach` names (each must be one
-/// of the project's), else the services brought up (`selected`, or all) that do not say
-/// `attach: false`; less those `--no-attach` names.
+/// of the project's), else the services brought up (`selected`, or all) — with
+/// `dependencies` (`--attach-dependencies`), also those they depend on, transitively — that
+/// do not say `attach: false`; less those `--no-attach` names.
 pub fn attached_services(
     project: &Project,
     selected: &[String],
     attach: &[String],
     no_attach: &[String],
+    dependencies: bool,
 ) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = if attach.is_empty() {
-        project
+        let mut chosen: Vec<&String> = project
             .services
-            .iter()
-            .filter(|(name, _)| selected.is_empty() || selected.contains(name))
-            .filter(|(_, s)| s.attach != Some(false))
-            .map(|(name, _)| name.clone())
+            .keys()
+            .filter(|name| selected.is_empty() || selected.contains(name))
+            .collect();
+        let mut next = 0;
+        while dependencies && next < chosen.len() {
+            if let Some(s) = project.services.get(chosen[next]) {
+                for dep in s.depends_on.keys() {
+                    if project.services.contains_key(dep) && !chosen.contains(&dep) {
+                        chosen.push(dep);
+                    }
+                }
+            }
+            next += 1;
+        }
+        chosen
+            .into_iter()
+            .filter(|name| project.services[*name].attach != Some(false))
+            .cloned()
             .collect()
     } else {
         let unknown: Vec<&str> = attach
@@ -249,6 +272,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let opts = global.load_options(&args.services)?;
     let loaded = load_project(&opts, NormalizeOptions::default())?;
     let env_orphans = remove_orphans_of(&loaded.loaded.environment);
+    let config_files = loaded.loaded.config_files.clone();
     let project = loaded.project;
     for (service, _) in &args.recreate.scale {
         if !project.services.contains_key(service) {
@@ -260,8 +284,14 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--exit-code-from: no such service: {service}");
         }
     }
-    let attached = attached_services(&project, &args.services, &args.attach, &args.no_attach)
-        .map_err(anyhow::Error::msg)?;
+    let attached = attached_services(
+        &project,
+        &args.services,
+        &args.attach,
+        &args.no_attach,
+        args.attach_dependencies,
+    )
+    .map_err(anyhow::Error::msg)?;
     let root = state_root();
     let exe = std::env::current_exe()?;
     let _lock = super::lock_project(&root, &project.name)?;
@@ -307,6 +337,8 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(0);
     }
     check_ports(&project, &plan, &live, &networks)?;
+    // For `ls`'s CONFIG FILES: what the project was last brought up from.
+    crate::state::record_config_files(&root, &project.name, &config_files)?;
     let wait_timeout = args.wait_timeout.map_or(DEFAULT_WAIT, Duration::from_secs);
     let cgroup = Hierarchies::read(std::path::Path::new("/proc/self/mountinfo"))?.version();
     let driver = LinuxDriver::new(&root, &exe, args.timeout.map(Duration::from_secs))
@@ -344,7 +376,8 @@ struct Attached {
 }
 
 /// Stops every container of project `name` at once (the CLI's Ctrl-C and the aborts of
-/// attached mode).
+/// attached mode), saying on stderr which running ones stopped, as Docker Compose's
+/// progress does once its log printer has stopped.
 fn stop_project(root: &Path, exe: &Path, name: &str, timeout: Option<Duration>) {
     let runtime = Runtime::new(root, exe);
     let ids: Vec<String> = runtime
@@ -355,7 +388,13 @@ fn stop_project(root: &Path, exe: &Path, name: &str, timeout: Option<Duration>) 
     std::thread::scope(|s| {
         for id in &ids {
             let runtime = &runtime;
-            s.spawn(move || runtime.stop(id, timeout));
+            s.spawn(move || {
+                let running = runtime.state(id).is_ok_and(|st| st.is_active());
+                let stopped = runtime.stop(id, timeout);
+                if let (true, Ok(_), Ok(c)) = (running, stopped, runtime.config(id)) {
+                    eprintln!(" Container {}  Stopped", c.spec.name);
+                }
+            });
         }
     });
 }
@@ -364,7 +403,9 @@ fn stop_project(root: &Path, exe: &Path, name: &str, timeout: Option<Duration>) 
 /// containers has exited; a line when one exits; with `--abort-on-container-exit` /
 /// `--abort-on-container-failure`, every container stopped at the first (failed) exit.
 /// Ctrl-C stops the project's containers (as Docker Compose does: stopped, not removed) and
-/// the logs end with them.
+/// the logs end with them. First, Docker Compose's `Attaching to web-1, db-1`; once an
+/// abort or Ctrl-C has begun stopping the containers, no more of their lines (Docker
+/// Compose stops its log printer then).
 fn attach(
     global: &GlobalArgs,
     args: &UpArgs,
@@ -373,10 +414,30 @@ fn attach(
     exe: &Path,
     how: Attached,
 ) -> anyhow::Result<ExitCode> {
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let interrupted = Arc::new(AtomicBool::new(false));
+    // Set once the containers are being stopped (Ctrl-C or an abort).
+    let stopping = Arc::new(AtomicBool::new(false));
     let timeout = args.timeout.map(Duration::from_secs);
+    let runtime = Runtime::new(root, exe);
+    let mut names: Vec<(String, String)> =
+        super::records::containers(&runtime, Some(&project.name))
+            .iter()
+            .filter(|c| how.services.iter().any(|s| s == c.service()))
+            .map(|c| {
+                let short =
+                    super::records::short_name(&project.name, c.service(), c.replica(), c.name());
+                (c.name().to_string(), short)
+            })
+            .collect();
+    names.sort();
+    if !names.is_empty() {
+        let names: Vec<&str> = names.iter().map(|(_, short)| short.as_str()).collect();
+        print(&format!("Attaching to {}\n", names.join(", ")))?;
+    }
     {
         let interrupted = interrupted.clone();
+        let stopping = stopping.clone();
         let (root, exe, name) = (root.to_path_buf(), exe.to_path_buf(), project.name.clone());
         // A thread of its own waits for Ctrl-C (tokio's handler replaces the default
         // termination), then stops every container of the project.
@@ -390,7 +451,8 @@ fn attach(
             if rt.block_on(tokio::signal::ctrl_c()).is_err() {
                 return;
             }
-            interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+            interrupted.store(true, Ordering::SeqCst);
+            stopping.store(true, Ordering::SeqCst);
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             stop_project(&root, &exe, &name, timeout);
         });
@@ -409,25 +471,28 @@ fn attach(
     };
     let mut cascade = how.cascade;
     let mut on_exit = |exit: &super::logs::Exit| -> anyhow::Result<()> {
-        let quiet = cascade.aborting();
+        let quiet = cascade.aborting() || stopping.load(Ordering::SeqCst);
         let abort = cascade.exited(&exit.service, exit.code, exit.requested);
-        // Docker Compose's lines; none for the containers an abort stops.
+        // Docker Compose's lines; none for the containers an abort or Ctrl-C stops.
         if exit.attached && !quiet {
             print(&format!("{} exited with code {}\n", exit.name, exit.code))?;
         }
         if abort {
+            stopping.store(true, Ordering::SeqCst);
             eprintln!("Aborting on container exit...");
             stop_project(root, exe, &project.name, timeout);
         }
         Ok(())
     };
+    let muted = || stopping.load(Ordering::SeqCst);
     let hooks = super::logs::Hooks {
         services: how.services,
         since: nanos_of(how.since),
         on_exit: &mut on_exit,
+        muted: &muted,
     };
     super::logs::attached(global, logs, hooks)?;
-    Ok(if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+    Ok(if interrupted.load(Ordering::SeqCst) {
         130
     } else {
         cascade.code()
@@ -695,6 +760,43 @@ mod tests {
     }
 
     #[test]
+    fn attach_dependencies_adds_what_the_named_services_depend_on() {
+        let project = crate::compose::testing::project(
+            "services:\n  web:\n    image: x\n    depends_on: [api]\n  api:\n    image: x\n    depends_on: [db, noisy]\n  db:\n    image: x\n  noisy:\n    image: x\n    attach: false\n  other:\n    image: x\n",
+            "shop",
+        );
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            attached_services(&project, &s(&["web"]), &[], &[], false),
+            Ok(s(&["web"])),
+            "without the flag: the named service only"
+        );
+        assert_eq!(
+            attached_services(&project, &s(&["web"]), &[], &[], true),
+            Ok(s(&["api", "db", "web"])),
+            "transitively, attach: false left out, unrelated services too"
+        );
+        assert_eq!(
+            attached_services(&project, &s(&["api"]), &[], &s(&["db"]), true),
+            Ok(s(&["api"])),
+            "--no-attach still wins"
+        );
+        assert_eq!(
+            attached_services(&project, &[], &[], &[], true),
+            Ok(s(&["api", "db", "other", "web"]))
+        );
+        let refused = on_exit(&up_args(&["--attach", "web", "--attach-dependencies"]));
+        assert_eq!(
+            refused,
+            Err("cannot combine --attach and --attach-dependencies".into())
+        );
+        assert!(
+            on_exit(&up_args(&["-d", "--attach-dependencies"]))
+                .is_err_and(|e| e.starts_with("--detach cannot be combined"))
+        );
+    }
+
+    #[test]
     fn attached_services_follow_attach_no_attach_and_the_compose_file() {
         let project = crate::compose::testing::project(
             "services:\n  web:\n    image: x\n  db:\n    image: x\n  noisy:\n    image: x\n    attach: false\n",
@@ -702,29 +804,29 @@ mod tests {
         );
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            attached_services(&project, &[], &[], &[]),
+            attached_services(&project, &[], &[], &[], false),
             Ok(s(&["db", "web"])),
             "attach: false is left out"
         );
         assert_eq!(
-            attached_services(&project, &s(&["web", "noisy"]), &[], &[]),
+            attached_services(&project, &s(&["web", "noisy"]), &[], &[], false),
             Ok(s(&["web"]))
         );
         assert_eq!(
-            attached_services(&project, &[], &s(&["noisy", "web"]), &[]),
+            attached_services(&project, &[], &s(&["noisy", "web"]), &[], false),
             Ok(s(&["noisy", "web"])),
             "--attach wins over attach: false"
         );
         assert_eq!(
-            attached_services(&project, &[], &s(&["web", "db"]), &s(&["db"])),
+            attached_services(&project, &[], &s(&["web", "db"]), &s(&["db"]), false),
             Ok(s(&["web"]))
         );
         assert_eq!(
-            attached_services(&project, &[], &[], &s(&["web", "db"])),
+            attached_services(&project, &[], &[], &s(&["web", "db"]), false),
             Ok(s(&[]))
         );
         assert_eq!(
-            attached_services(&project, &[], &s(&["nope"]), &[]),
+            attached_services(&project, &[], &s(&["nope"]), &[], false),
             Err("cannot attach to services not included in up: nope".into())
         );
     }

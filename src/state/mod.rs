@@ -7,7 +7,9 @@
 //! records under `<state root>/projects/<project>/`: the per-project lock
 //! ([`lock_project`]), the definitions of the volumes it created ([`record_volume`],
 //! `volumes/`), the anonymous volumes its removed containers left ([`keep_anonymous_volumes`],
-//! `anonymous/`); and the one way wharf replaces a record file, [`replace_file`].
+//! `anonymous/`) and the Compose files the project was last brought up from
+//! ([`record_config_files`], for `ls`); and the one way wharf replaces a record file,
+//! [`replace_file`].
 //!
 //! Anonymous volumes follow one rule: a volume is never deleted without `-v`. A container
 //! removed without it (`rm`, `down`, a scale-down, a replaced container whose replacement
@@ -107,22 +109,53 @@ pub fn lock_project(
 }
 
 impl ProjectLock {
-    /// Removes the project's directory of records (its lock file included) once nothing
-    /// of it is left, keeping the lock held until dropped.
+    /// Removes the project's directory of records (its lock file and the record of its
+    /// Compose files included) once nothing else of it is left, keeping the lock held
+    /// until dropped.
     pub fn remove_if_empty(&self) {
         let Some(dir) = self.path.parent() else {
             return;
         };
         let _ = fs::remove_dir(dir.join("volumes"));
         let _ = fs::remove_dir(dir.join("anonymous"));
+        let files = dir.join(CONFIG_FILES);
         let only_lock = fs::read_dir(dir)
-            .map(|entries| entries.flatten().all(|e| e.path() == self.path))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .all(|e| e.path() == self.path || e.path() == files)
+            })
             .unwrap_or(false);
         if only_lock {
+            let _ = fs::remove_file(&files);
             let _ = fs::remove_file(&self.path);
             let _ = fs::remove_dir(dir);
         }
     }
+}
+
+/// The record of a project's Compose files, in its directory.
+const CONFIG_FILES: &str = "config-files.json";
+
+/// Records that `project` was brought up from `files` (absolute paths, in order).
+pub fn record_config_files(
+    state_root: &Path,
+    project: &str,
+    files: &[PathBuf],
+) -> Result<(), StateError> {
+    let dir = project_dir(state_root, project);
+    fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+    let path = dir.join(CONFIG_FILES);
+    let bytes = serde_json::to_vec(files).unwrap_or_default();
+    replace_file(&path, &bytes).map_err(io_err("writing", &path))
+}
+
+/// The Compose files `project` was last brought up from (none recorded: empty).
+pub fn config_files(state_root: &Path, project: &str) -> Vec<PathBuf> {
+    fs::read(project_dir(state_root, project).join(CONFIG_FILES))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 /// What the reconciler records of a volume it created: the Compose key and the hash of
@@ -535,5 +568,41 @@ mod tests {
         forget_volume_everywhere(root.path(), &gone).unwrap();
         lock.remove_if_empty();
         assert!(!project_dir(root.path(), "shop").exists());
+    }
+
+    #[test]
+    fn config_files_are_recorded_and_go_with_the_project() {
+        let root = tempfile::tempdir().unwrap();
+        let files = [
+            PathBuf::from("/srv/shop/compose.yaml"),
+            PathBuf::from("/srv/shop/prod.yaml"),
+        ];
+        assert!(
+            config_files(root.path(), "shop").is_empty(),
+            "none recorded"
+        );
+        record_config_files(root.path(), "shop", &files).unwrap();
+        assert_eq!(config_files(root.path(), "shop"), files);
+        let dir = project_dir(root.path(), "shop");
+
+        // A volume record left (down without -v) keeps the directory and the record.
+        let volume = VolumeRecord {
+            key: "data".into(),
+            name: "shop_data".into(),
+            hash: "h".into(),
+        };
+        record_volume(root.path(), "shop", &volume).unwrap();
+        lock_project(root.path(), "shop", || {})
+            .unwrap()
+            .remove_if_empty();
+        assert_eq!(config_files(root.path(), "shop"), files);
+
+        // Nothing else left: the directory goes, the record with it.
+        forget_volume(root.path(), "shop", "shop_data").unwrap();
+        lock_project(root.path(), "shop", || {})
+            .unwrap()
+            .remove_if_empty();
+        assert!(!dir.exists(), "{dir:?} is left");
+        assert!(config_files(root.path(), "shop").is_empty());
     }
 }

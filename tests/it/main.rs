@@ -3,6 +3,7 @@ mod cgroup;
 mod cli;
 mod conformance;
 mod dns;
+mod events;
 mod image;
 mod layering;
 mod lifecycle;

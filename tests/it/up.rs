@@ -293,6 +293,7 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
     let up = cli.run(&net, &["up", "--no-color"], &[]);
     assert_eq!(up.code, 0, "{}", up.stderr);
     let lines: Vec<&str> = up.stdout.lines().collect();
+    assert_eq!(lines[0], "Attaching to a-1, b-1", "{}", up.stdout);
     assert!(lines.contains(&"a-1  | hi"), "{}", up.stdout);
     assert!(lines.contains(&"a-1  | bye"), "{}", up.stdout);
     assert!(lines.contains(&"b-1  | from b"), "{}", up.stdout);
@@ -300,6 +301,17 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
     let bye = lines.iter().position(|l| *l == "a-1  | bye").unwrap();
     assert!(hi < bye, "{}", up.stdout);
     assert_eq!(containers(&mut net).len(), 2);
+    // `ls` names the Compose file the project was brought up from.
+    let ls = cli.run(&net, &["ls", "-a", "--format", "json"], &[]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    let projects: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+    let ours = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Name"] == net.host.project_name())
+        .unwrap_or_else(|| panic!("{}", ls.stdout));
+    assert_eq!(ours["ConfigFiles"], cli.file.display().to_string());
     // `down --rmi all` takes the services' image too.
     let down = cli.run(&net, &["down", "--rmi", "all"], &[]);
     assert_eq!(down.code, 0, "{}", down.stderr);
@@ -308,6 +320,12 @@ fn attached_up_streams_every_service_and_ends_when_they_exit() {
         .unwrap()
         .to_string();
     assert_eq!(net.host.store.resolve(&reference).unwrap(), None);
+    let records = net
+        .host
+        .root()
+        .join("projects")
+        .join(net.host.project_name());
+    assert!(!records.exists(), "{records:?} is left after down");
     net.finish();
 }
 
@@ -430,7 +448,7 @@ fn attached_up_shows_only_the_attached_and_aborts_on_the_first_exit() {
     let mut net = Net::new("upabort");
     let cli = Cli::new(
         &net,
-        "services:\n  a:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo from a; sleep 1; exit 3\"]\n    network_mode: none\n  b:\n    image: ${IMAGE}\n    init: true\n    command: [sh, -c, \"echo from b; sleep 60\"]\n    network_mode: none\n",
+        "services:\n  a:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo from a; sleep 1; exit 3\"]\n    network_mode: none\n  b:\n    image: ${IMAGE}\n    init: true\n    command: [sh, -c, \"echo from b; sleep 60\"]\n    network_mode: none\n  c:\n    image: ${IMAGE}\n    command: [sh, -c, \"trap 'echo bye from c; exit 0' TERM; echo from c; while true; do sleep 0.05; done\"]\n    network_mode: none\n",
     );
     let _cleanup = Cleanup::new(&net, &cli);
     // Unknown services and refused combinations fail before anything is made.
@@ -475,8 +493,24 @@ fn attached_up_shows_only_the_attached_and_aborts_on_the_first_exit() {
         "b's sleep was not cut short"
     );
     let lines: Vec<&str> = up.stdout.lines().collect();
+    assert_eq!(lines[0], "Attaching to a-1, c-1", "{}", up.stdout);
     assert!(lines.contains(&"a-1  | from a"), "{}", up.stdout);
+    assert!(lines.contains(&"c-1  | from c"), "{}", up.stdout);
     assert!(lines.contains(&"a-1 exited with code 3"), "{}", up.stdout);
+    // What c says as the abort stops it is not shown: the log printer stopped first.
+    assert!(
+        !up.stdout.contains("bye from c"),
+        "printed after the abort: {}",
+        up.stdout
+    );
+    assert!(
+        up.stderr.contains(&format!(
+            " Container {}-c-1  Stopped",
+            net.host.project_name()
+        )),
+        "{}",
+        up.stderr
+    );
     assert!(
         !up.stdout.contains("from b"),
         "b is not attached: {}",
