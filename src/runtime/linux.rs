@@ -260,7 +260,9 @@ impl Runtime {
         self.existing(id)?.read_config().map_err(Self::record(id))
     }
 
-    /// The ids of every container of this state root.
+    /// The ids of every container of this state root. A container being removed (its
+    /// directory renamed to a `.removing-<id>` tombstone, still whole for a moment) is
+    /// none: a reader that took it for one would see a container twice.
     pub fn list(&self) -> Vec<String> {
         let mut ids: Vec<String> = fs::read_dir(self.root.join("containers"))
             .into_iter()
@@ -268,6 +270,7 @@ impl Runtime {
             .flatten()
             .filter(|e| e.path().join("config.json").exists())
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| !name.starts_with('.'))
             .collect();
         ids.sort();
         ids
@@ -856,6 +859,22 @@ mod tests {
 
     fn anonymous(rt: &Runtime, id: &str) -> BTreeMap<String, String> {
         anonymous_volumes_of(&rt.config(id).unwrap().spec.mounts)
+    }
+
+    #[test]
+    fn a_container_being_removed_is_not_listed() {
+        let root = tempfile::tempdir().unwrap();
+        let rt = Runtime::new(root.path(), Path::new("/nonexistent/wharf"));
+        let (a, b) = (create(&rt, "a", None), create(&rt, "b", None));
+        assert_eq!(rt.list(), [a.clone(), b.clone()]);
+        // What `remove` does first, and a crash may leave.
+        fs::rename(
+            rt.dir(&b).path(),
+            root.path().join("containers/.removing-b"),
+        )
+        .unwrap();
+        assert_eq!(rt.list(), [a]);
+        assert_eq!(rt.purge(), 1);
     }
 
     #[test]
