@@ -219,6 +219,8 @@ pub struct Hooks<'a> {
     pub on_exit: &'a mut dyn FnMut(&Exit) -> anyhow::Result<()>,
     /// Once true, lines are read but no longer printed (the containers are being stopped).
     pub muted: &'a dyn Fn() -> bool,
+    /// Once true, following ends at once (`up --menu`'s Detach).
+    pub detached: &'a dyn Fn() -> bool,
 }
 
 /// The run of a container that ended at or after `since`, as (when it ended, exit code):
@@ -371,6 +373,9 @@ fn follow(
     let mut idle_since: Option<Instant> = None;
     loop {
         std::thread::sleep(POLL);
+        if hooks.as_ref().is_some_and(|h| (h.detached)()) {
+            return Ok(0);
+        }
         let all = records::containers(&runtime, Some(&project_name));
         let listed: Vec<&Container> = all.iter().filter(|c| wanted(c)).collect();
         let mut order = Vec::new();

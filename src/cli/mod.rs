@@ -16,6 +16,7 @@ mod kill;
 mod lifecycle;
 mod logs;
 mod ls;
+mod menu;
 mod pause;
 mod plan;
 mod port;

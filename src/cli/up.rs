@@ -98,6 +98,10 @@ pub struct UpArgs {
     /// Also show the logs of the services the named ones depend on (transitively)
     #[arg(long)]
     pub attach_dependencies: bool,
+    /// Attached mode on a terminal: keyboard shortcuts (d: detach, leaving the containers
+    /// running); ignored with -d and --wait
+    #[arg(long, env = "COMPOSE_MENU")]
+    pub menu: bool,
 }
 
 /// What attached `up` does when a container stops (Docker Compose's `Cascade`).
@@ -485,13 +489,25 @@ fn attach(
         Ok(())
     };
     let muted = || stopping.load(Ordering::SeqCst);
+    let detach = Arc::new(AtomicBool::new(false));
+    let menu = args
+        .menu
+        .then(|| super::menu::Menu::start(detach.clone()))
+        .flatten();
+    let detached = || detach.load(Ordering::SeqCst);
     let hooks = super::logs::Hooks {
         services: how.services,
         since: nanos_of(how.since),
         on_exit: &mut on_exit,
         muted: &muted,
+        detached: &detached,
     };
     super::logs::attached(global, logs, hooks)?;
+    drop(menu);
+    if detached() {
+        eprintln!("Detached: the containers keep running (`wharf down` stops them)");
+        return Ok(0);
+    }
     Ok(if interrupted.load(Ordering::SeqCst) {
         130
     } else {
