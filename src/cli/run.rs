@@ -228,7 +228,12 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new(&root, &exe);
     let networks = Networks::new(&root, &exe);
 
-    let lock = super::lock_project(&root, &project.name)?;
+    // `--dry-run` changes nothing at all: no lock file, no sweep, no pull.
+    let lock = if global.dry_run {
+        None
+    } else {
+        Some(super::lock_project(&root, &project.name)?)
+    };
     if runtime.list().iter().any(|id| {
         runtime
             .config(id)
@@ -239,19 +244,12 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             overrides.name
         );
     }
-    let flag = args.pull.map(|p| match p {
-        PullFlag::Always => "always",
-        PullFlag::Missing => "missing",
-        PullFlag::Never => "never",
-    });
-    let failures = super::pull::ensure_project_images(global, &project, flag, args.quiet_pull)?;
-    if !failures.is_empty() {
-        for (services, message) in &failures {
-            eprintln!("ERROR: {services}: {message}");
+    if !global.dry_run {
+        if !super::up::ensure_images(global, &project, args.pull, args.quiet_pull)? {
+            return Ok(1);
         }
-        return Ok(1);
+        crate::state::sweep(&project.name, &runtime, &networks)?;
     }
-    crate::state::sweep(&project.name, &runtime, &networks)?;
     let live = crate::state::observe(&project.name, &runtime, &networks, Default::default())?;
     let options = Options {
         one_off: Some(args.service.clone()),

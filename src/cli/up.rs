@@ -267,6 +267,26 @@ impl Cascade {
     }
 }
 
+/// Brings in the project's images by `--pull` and each service's `pull_policy`; false
+/// (each failure said) when one cannot be had.
+pub(super) fn ensure_images(
+    global: &GlobalArgs,
+    project: &Project,
+    pull: Option<PullFlag>,
+    quiet: bool,
+) -> anyhow::Result<bool> {
+    let flag = pull.map(|p| match p {
+        PullFlag::Always => "always",
+        PullFlag::Missing => "missing",
+        PullFlag::Never => "never",
+    });
+    let failures = super::pull::ensure_project_images(global, project, flag, quiet)?;
+    for (services, message) in &failures {
+        eprintln!("ERROR: {services}: {message}");
+    }
+    Ok(failures.is_empty())
+}
+
 /// How long a dependency wait or `--wait` lasts without `--wait-timeout`.
 pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
@@ -298,21 +318,15 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     .map_err(anyhow::Error::msg)?;
     let root = state_root();
     let exe = std::env::current_exe()?;
-    let _lock = super::lock_project(&root, &project.name)?;
+    // `--dry-run` changes nothing at all: no lock file, no sweep, no pull.
+    let _lock = if global.dry_run {
+        None
+    } else {
+        Some(super::lock_project(&root, &project.name)?)
+    };
 
-    if !global.dry_run {
-        let flag = args.pull.map(|p| match p {
-            PullFlag::Always => "always",
-            PullFlag::Missing => "missing",
-            PullFlag::Never => "never",
-        });
-        let failures = super::pull::ensure_project_images(global, &project, flag, args.quiet_pull)?;
-        if !failures.is_empty() {
-            for (services, message) in &failures {
-                eprintln!("ERROR: {services}: {message}");
-            }
-            return Ok(1);
-        }
+    if !global.dry_run && !ensure_images(global, &project, args.pull, args.quiet_pull)? {
+        return Ok(1);
     }
     let store = open_store()?;
     let images: BTreeMap<String, String> = project
@@ -327,7 +341,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let runtime = Runtime::new(&root, &exe);
     let networks = Networks::new(&root, &exe);
-    crate::state::sweep(&project.name, &runtime, &networks)?;
+    if !global.dry_run {
+        crate::state::sweep(&project.name, &runtime, &networks)?;
+    }
     let live = crate::state::observe(&project.name, &runtime, &networks, images)?;
     let options = args
         .recreate

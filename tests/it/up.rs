@@ -650,3 +650,79 @@ fn anonymous_volumes_survive_a_recreate_and_go_only_with_v() {
     );
     net.finish();
 }
+
+#[test]
+fn dry_run_changes_nothing_and_the_menus_detach_leaves_the_project_running() {
+    if !is_root("dry_run_changes_nothing_and_the_menus_detach_leaves_the_project_running") {
+        return;
+    }
+    let mut net = Net::new("upmenu");
+    let cli = Cli::new(
+        &net,
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [sh, -c, \"echo started; exec sleep 60\"]\n    init: true\n",
+    );
+    let _cleanup = Cleanup::new(&net, &cli);
+
+    // `--dry-run`: the plan, and not even a lock file.
+    let dry = cli.run(&net, &["up", "-d", "--dry-run"], &[]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.contains("CreateContainer"), "{}", dry.stdout);
+    assert!(containers(&mut net).is_empty());
+    assert!(net.nets.networks().unwrap().is_empty());
+    let projects = net.host.root().join("projects");
+    assert!(!projects.exists(), "{projects:?} was made");
+
+    // Attached with the menu on a terminal (`script` gives us one): `d` detaches.
+    let inner = format!(
+        "nsenter --net={} {} -f {} -p {} up --menu --no-color",
+        net.hostns.display(),
+        env!("CARGO_BIN_EXE_wharf"),
+        cli.file.display(),
+        net.host.project_name(),
+    );
+    let mut script = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("WHARF_ROOT", net.host.root())
+        .env("IMAGE", IMAGE)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keys = script.stdin.take().unwrap();
+    let mut screen = script.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut screen, &mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut shown = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !(shown.contains("d Detach") && shown.contains("app-1  | started")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => shown.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(_) => panic!("no menu: {shown}"),
+        }
+    }
+    std::io::Write::write_all(&mut keys, b"d").unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = script.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < end, "d did not detach: {shown}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(keys);
+    assert_eq!(status.code(), Some(0), "{shown}");
+    // Still running, for `down` to stop.
+    let ps = cli.run(&net, &["ps", "--format", "json"], &[]);
+    assert!(ps.stdout.contains("\"running\""), "{}", ps.stdout);
+    assert_eq!(cli.run(&net, &["down", "-t", "1"], &[]).code, 0);
+    assert!(containers(&mut net).is_empty());
+    net.finish();
+}
