@@ -9,8 +9,9 @@
 //! reads records; it never changes the host.
 //!
 //! Being derived from polls, an event that is undone within one poll (a pause and its
-//! unpause) is not seen; a running container stopped and removed within one poll (`down`)
-//! shows `die` (without `exitCode`, which went with its record), `stop` and `destroy`.
+//! unpause, a start followed by a stop and removal while the poller was starved of CPU)
+//! is not seen; a running container stopped and removed within one poll (`down`) shows
+//! `die` (without `exitCode`, which went with its record), `stop` and `destroy`.
 //! Events carry the times the records give (a start's `started_at`, a die's
 //! `finished_at`) or, for the rest, the time of the poll.
 

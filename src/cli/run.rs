@@ -258,11 +258,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         ..Options::default()
     };
     let plan = diff(&desired(&project), &live, &options);
-    for w in &plan.warnings {
-        eprintln!("WARN[0000] {w}");
-    }
-    if global.dry_run {
-        print(&plan.to_string())?;
+    if super::up::dry_run_done(global, &plan)? {
         return Ok(0);
     }
     super::up::check_ports(&project, &plan, &live, &networks)?;

@@ -287,6 +287,17 @@ pub(super) fn ensure_images(
     Ok(failures.is_empty())
 }
 
+/// Says the plan's warnings; with `--dry-run` prints the plan, and then all is done (true).
+pub(super) fn dry_run_done(global: &GlobalArgs, plan: &crate::plan::Plan) -> anyhow::Result<bool> {
+    for w in &plan.warnings {
+        eprintln!("WARN[0000] {w}");
+    }
+    if global.dry_run {
+        print(&plan.to_string())?;
+    }
+    Ok(global.dry_run)
+}
+
 /// How long a dependency wait or `--wait` lasts without `--wait-timeout`.
 pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
@@ -349,11 +360,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         .recreate
         .options(&args.services, env_orphans, args.no_start);
     let plan = diff(&desired(&project), &live, &options);
-    for w in &plan.warnings {
-        eprintln!("WARN[0000] {w}");
-    }
-    if global.dry_run {
-        print(&plan.to_string())?;
+    if dry_run_done(global, &plan)? {
         return Ok(0);
     }
     check_ports(&project, &plan, &live, &networks)?;

@@ -827,32 +827,12 @@ fn new_id(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::spec::{SpecInput, anonymous_volumes_of, build};
+    use crate::runtime::spec::{anonymous_volume_spec, anonymous_volumes_of};
 
     /// Creates (never starts) a container of service `app` (an anonymous volume at
     /// `/data`), reusing `reuse`'s anonymous volumes, and returns its id.
     fn create(rt: &Runtime, id: &str, reuse: Option<&BTreeMap<String, String>>) -> String {
-        let project = crate::compose::testing::project(
-            "services:\n  app:\n    image: x\n    command: [\"true\"]\n    network_mode: none\n    volumes: [\"/data\"]\n",
-            "anon",
-        );
-        let spec = build(&SpecInput {
-            project: &project,
-            service_name: "app",
-            service: &project.services["app"],
-            replica: 1,
-            container_name: &format!("anon-app-{id}"),
-            container_id: id,
-            image: None,
-            image_healthcheck: None,
-            passwd: None,
-            group: None,
-            cgroup: super::super::spec::CgroupVersion::V2,
-            volumes_from: &[],
-            anonymous_volumes: reuse,
-            inherited_hostname: None,
-        })
-        .unwrap();
+        let spec = anonymous_volume_spec("anon", id, reuse);
         rt.create(&spec, &CreateOptions::default()).unwrap();
         id.to_string()
     }
@@ -889,7 +869,7 @@ mod tests {
         let new = create(&rt, "new", Some(&anonymous(&rt, &old)));
         assert_eq!(anonymous(&rt, &new)["/data"], volume);
         assert_eq!(rt.anonymous_volumes_left_by(&old), Vec::<String>::new());
-        assert_eq!(rt.volumes_in_use(Some(&old))[&volume], "anon-app-new");
+        assert_eq!(rt.volumes_in_use(Some(&old))[&volume], "anon-new");
         rt.remove(&old, AnonymousVolumes::Remove).unwrap();
         assert!(rt.volumes().exists(&volume), "deleted while mounted");
         // Now only the replacement mounts it: kept on request, removed on request.

@@ -1929,6 +1929,37 @@ pub fn anonymous_volumes_of(mounts: &[Mount]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// For tests: the spec of container `id` of `project` (named `<project>-<id>`), of a
+/// service with an anonymous volume at `/data` (`reuse`: the one it inherits).
+#[cfg(test)]
+pub(crate) fn anonymous_volume_spec(
+    project: &str,
+    id: &str,
+    reuse: Option<&BTreeMap<String, String>>,
+) -> ContainerSpec {
+    let p = crate::compose::testing::project(
+        "services:\n  app:\n    image: x\n    command: [\"true\"]\n    network_mode: none\n    volumes: [\"/data\"]\n",
+        project,
+    );
+    build(&SpecInput {
+        project: &p,
+        service_name: "app",
+        service: &p.services["app"],
+        replica: 1,
+        container_name: &format!("{project}-{id}"),
+        container_id: id,
+        image: None,
+        image_healthcheck: None,
+        passwd: None,
+        group: None,
+        cgroup: CgroupVersion::V2,
+        volumes_from: &[],
+        anonymous_volumes: reuse,
+        inherited_hostname: None,
+    })
+    .expect("a valid spec")
+}
+
 /// Name of an anonymous volume: reused from the container being replaced, else derived from
 /// the container id and the destination, so the same input gives the same name.
 fn anonymous_name(input: &SpecInput<'_>, dest: &str) -> String {

@@ -461,7 +461,7 @@ pub fn forget_volume_everywhere(state_root: &Path, name: &str) -> Result<(), Sta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::spec::{MountKind, SpecInput, anonymous_volumes_of, build};
+    use crate::runtime::spec::{MountKind, anonymous_volume_spec, anonymous_volumes_of};
 
     /// Creates (never starts) container `id` of `project`, of a service with an anonymous
     /// volume at `/data`, also mounting `extra`'s volumes (`volumes_from`); returns its
@@ -472,27 +472,7 @@ mod tests {
         id: &str,
         extra: &[crate::runtime::spec::Mount],
     ) -> String {
-        let p = crate::compose::testing::project(
-            "services:\n  app:\n    image: x\n    command: [\"true\"]\n    network_mode: none\n    volumes: [\"/data\"]\n",
-            project,
-        );
-        let mut spec = build(&SpecInput {
-            project: &p,
-            service_name: "app",
-            service: &p.services["app"],
-            replica: 1,
-            container_name: &format!("{project}-{id}"),
-            container_id: id,
-            image: None,
-            image_healthcheck: None,
-            passwd: None,
-            group: None,
-            cgroup: crate::runtime::spec::CgroupVersion::V2,
-            volumes_from: &[],
-            anonymous_volumes: None,
-            inherited_hostname: None,
-        })
-        .unwrap();
+        let mut spec = anonymous_volume_spec(project, id, None);
         let own = anonymous_volumes_of(&spec.mounts)["/data"].clone();
         spec.mounts.extend(extra.iter().cloned().map(|mut m| {
             m.destination = format!("/from{}", m.destination);

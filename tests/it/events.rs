@@ -97,6 +97,9 @@ fn events_follow_up_stop_and_down_of_the_services_named() {
     let up = cli.run(&net, &["up", "-d"], &[]);
     assert_eq!(up.code, 0, "{}", up.stderr);
     let second = containers(&mut net)[&format!("{project}-web-1")].clone();
+    // Seen running first: events are sampled, and a container created, started and
+    // removed between two samples of a starved poller shows only `create` and `destroy`.
+    wait_for(&mut events, "start", 2);
     let down = cli.run(&net, &["down", "-t", "5"], &[]);
     assert_eq!(down.code, 0, "{}", down.stderr);
     wait_for(&mut events, "destroy", 2);
