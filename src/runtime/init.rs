@@ -5,7 +5,8 @@
 //! It waits for the supervisor's go (sent once the supervisor has put it into the
 //! container's cgroup), joins the namespaces of other containers it shares, takes a cgroup
 //! namespace of its own if asked, sets the hostname, builds the root filesystem
-//! ([`super::rootfs`]), applies rlimits and `oom_score_adj`, takes the terminal, drops to
+//! ([`super::rootfs`]), applies rlimits and `oom_score_adj`, allocates the terminal (in
+//! the container's devpts, its master sent to the supervisor) and takes it, drops to
 //! the container's identity ([`super::process`]) and execs the program. Any failure before
 //! the exec is written to the error pipe (which closes unseen when the exec succeeds) and
 //! ends the process with Docker's exit code.
@@ -33,6 +34,9 @@ use super::sys;
 pub const SYNC_FD: RawFd = 3;
 /// The descriptor failures are reported on.
 pub const ERROR_FD: RawFd = 4;
+/// With a terminal: our end of the console socket, over which the terminal's master goes
+/// to the supervisor ([`take_console`]).
+pub const CONSOLE_FD: RawFd = 5;
 
 /// Runs the init. Never returns.
 pub fn main(dir: &Path) -> ! {
@@ -167,9 +171,7 @@ fn run(
     }
     process::apply_rlimits(&spec.process.rlimits)?;
     if spec.process.terminal {
-        nix::unistd::setsid().map_err(|e| setup_err("creating a session")(e.to_string()))?;
-        sys::set_controlling_terminal(0)
-            .map_err(|e| setup_err("taking the terminal")(e.to_string()))?;
+        take_console().map_err(setup_err("allocating the terminal"))?;
     }
     process::drop_privileges(&spec.process, &spec.security)?;
 
@@ -177,6 +179,55 @@ fn run(
         reap_and_forward(&spec.process, errors.take())
     } else {
         Err(process::exec(&spec.process))
+    }
+}
+
+/// With a terminal: allocates it here, from the container's own devpts instance, so that
+/// the program finds its terminal under its name (`/dev/pts/0`) as on a host of its own;
+/// makes it our controlling terminal and standard streams; and hands its master to the
+/// supervisor over [`CONSOLE_FD`] (runc's console socket, without a socket path). Then
+/// waits for the supervisor's word that the terminal is sized, so that the program never
+/// sees a 0×0 one.
+fn take_console() -> Result<(), String> {
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    use nix::fcntl::OFlag;
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let console = owned_fd(CONSOLE_FD).ok_or("no console socket")?;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(|e| format!("/dev/ptmx: {e}"))?;
+    nix::pty::grantpt(&master).map_err(|e| format!("grantpt: {e}"))?;
+    nix::pty::unlockpt(&master).map_err(|e| format!("unlockpt: {e}"))?;
+    let name = nix::pty::ptsname_r(&master).map_err(|e| format!("ptsname: {e}"))?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .map_err(|e| format!("{name}: {e}"))?;
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    for fd in 0..=2 {
+        sys::dup2_to(slave.as_raw_fd(), fd).map_err(|e| format!("dup2: {e}"))?;
+    }
+    drop(slave);
+    sys::set_controlling_terminal(0).map_err(|e| format!("TIOCSCTTY: {e}"))?;
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        console.as_raw_fd(),
+        &[IoSlice::new(b"m")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| format!("handing the terminal to the supervisor: {e}"))?;
+    drop(master);
+    let mut console = console;
+    let mut word = [0u8; 1];
+    match console.read(&mut word) {
+        Ok(1) => Ok(()),
+        _ => Err("the supervisor did not take the terminal".into()),
     }
 }
 

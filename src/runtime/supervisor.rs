@@ -38,7 +38,7 @@ use super::cgroupdir::ContainerCgroup;
 use super::cgroupfs::Hierarchies;
 use super::container::{ContainerDir, LaunchConfig, ProcRef, State, Status};
 use super::health::{Health, Probe};
-use super::init::{ERROR_FD, SYNC_FD};
+use super::init::{CONSOLE_FD, ERROR_FD, SYNC_FD};
 use super::log::{LogWriter, Rotation, Stream, rfc3339_nanos};
 use super::nsexec::Output;
 use super::restart::{Exit, Restarts};
@@ -183,6 +183,12 @@ impl Supervisor {
             Hierarchies::read(Path::new("/proc/self/mountinfo")).map_err(|e| e.to_string())?;
         let exe = sys::readonly_self_exe()
             .map_err(|e| format!("making a read-only view of the wharf binary: {e}"))?;
+        // Above the numbers the init's descriptors are put at (SYNC_FD…CONSOLE_FD): the
+        // init is exec'ed through `/proc/self/fd/<exe>` after they are, which must still
+        // be the binary then.
+        let exe = nix::fcntl::fcntl(&exe, FcntlArg::F_DUPFD_CLOEXEC(CONSOLE_FD + 1))
+            .map(sys::take_fd)
+            .map_err(|e| format!("moving the wharf binary's descriptor: {e}"))?;
         let own_pidns = File::open("/proc/self/ns/pid").map_err(|e| e.to_string())?;
         let mut mask = SigSet::empty();
         for s in [
@@ -552,23 +558,16 @@ impl Supervisor {
         let mut output = Vec::new();
         let mut keep_stdin = None;
         let mut terminal = None;
+        // With a terminal, the init allocates it in the container and sends us its
+        // master over this socket ([`super::init::CONSOLE_FD`]); the init's streams become
+        // the terminal's.
+        let mut console = None;
         let (stdin, stdout, stderr): (Stdio, Stdio, Stdio) = if spec.process.terminal {
-            let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
-            set_cloexec_nonblock(&pty.master)?;
-            if let Some(a) = &self.attached {
-                // Sized like the caller's terminal before the program first looks.
-                if let Ok(size) = sys::window_size(a.stdin.as_fd()) {
-                    let _ = sys::set_window_size(pty.master.as_fd(), &size);
-                }
-                terminal = Some(pty.master.try_clone().map_err(|e| e.to_string())?);
-            }
-            let slave = pty.slave;
-            let (a, b) = (
-                slave.try_clone().map_err(|e| e.to_string())?,
-                slave.try_clone().map_err(|e| e.to_string())?,
+            console = Some(
+                std::os::unix::net::UnixStream::pair()
+                    .map_err(|e| format!("the console socket: {e}"))?,
             );
-            output.push((pty.master, Stream::Stdout));
-            (Stdio::from(slave), Stdio::from(a), Stdio::from(b))
+            (Stdio::null(), Stdio::null(), Stdio::null())
         } else {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
@@ -623,6 +622,7 @@ impl Supervisor {
         let (sync_r, sync_w) = blocking_pipe()?;
         let (err_r, err_w) = blocking_pipe()?;
         let (sync_fd, err_fd) = (sync_r.as_raw_fd(), err_w.as_raw_fd());
+        let console_fd = console.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
         let mut cmd = Command::new(format!("/proc/self/fd/{}", self.exe.as_raw_fd()));
         cmd.arg0("wharf-init")
             .arg("__init")
@@ -634,6 +634,9 @@ impl Supervisor {
         sys::before_exec(&mut cmd, move || {
             sys::dup2_to(sync_fd, SYNC_FD)?;
             sys::dup2_to(err_fd, ERROR_FD)?;
+            if let Some(fd) = console_fd {
+                sys::dup2_to(fd, CONSOLE_FD)?;
+            }
             unshare(flags).map_err(io::Error::from)?;
             Ok(())
         });
@@ -665,6 +668,22 @@ impl Supervisor {
         let mut sync_w = File::from(sync_w);
         let _ = sync_w.write_all(b"g");
         drop(sync_w);
+        if let Some((ours, theirs)) = console.take() {
+            drop(theirs);
+            // Nothing comes when the init failed before: its error follows.
+            if let Some(master) = receive_terminal(&ours) {
+                set_cloexec_nonblock(&master)?;
+                if let Some(a) = &self.attached {
+                    // Sized like the caller's terminal before the program first looks.
+                    if let Ok(size) = sys::window_size(a.stdin.as_fd()) {
+                        let _ = sys::set_window_size(master.as_fd(), &size);
+                    }
+                    terminal = Some(master.try_clone().map_err(|e| e.to_string())?);
+                }
+                output.push((master, Stream::Stdout));
+                let _ = (&ours).write_all(b"s");
+            }
+        }
         let mut message = String::new();
         let _ = File::from(err_r).read_to_string(&mut message);
         if !message.is_empty() {
@@ -886,6 +905,31 @@ fn humantime(d: Option<Duration>) -> String {
 /// A pipe; both ends close on exec.
 fn blocking_pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+/// The terminal's master, as the init sends it over the console socket; `None` when the
+/// init went away first.
+fn receive_terminal(console: &std::os::unix::net::UnixStream) -> Option<OwnedFd> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        console.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    let mut received = msg.cmsgs().ok()?.filter_map(|c| match c {
+        ControlMessageOwned::ScmRights(fds) => Some(fds),
+        _ => None,
+    });
+    let mut fds = received.next()?.into_iter().map(sys::take_fd);
+    let master = fds.next();
+    // Anything more than the one descriptor is closed as it drops.
+    drop(fds);
+    master
 }
 
 /// A pipe whose read end does not block; both ends close on exec.

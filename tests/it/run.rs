@@ -107,7 +107,7 @@ fn one_off_containers_in_the_foreground_and_detached() {
 
     // With a terminal (`script` gives us one): the container gets one too, and keys.
     let inner = format!(
-        "nsenter --net={} {} -f {} -p {p} run --rm web sh -c 'test -t 0 && echo has-a-tty; read line; echo got-$line; exit 4'",
+        "nsenter --net={} {} -f {} -p {p} run --rm web sh -c 'test -t 0 && echo has-a-tty; tty; read line; echo got-$line; exit 4'",
         net.hostns.display(),
         env!("CARGO_BIN_EXE_wharf"),
         cli.file.display(),
@@ -127,6 +127,8 @@ fn one_off_containers_in_the_foreground_and_detached() {
     let shown = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{shown}");
     assert!(shown.contains("has-a-tty"), "{shown}");
+    // Its own terminal, in its own devpts, found by name as on a host of its own.
+    assert!(shown.contains("/dev/pts/0"), "{shown}");
     assert!(shown.contains("got-typed"), "{shown}");
 
     // Detached: its name printed, its port published, its name (not the service's)

@@ -1189,7 +1189,7 @@ fn a_tty_container_gets_a_terminal() {
     let mut host = Host::new("tty");
     let project = app(
         &host,
-        "test -t 0 && test -t 1 && echo is-a-tty; echo $TERM; stty size 2>&1 | grep -c .",
+        "test -t 0 && test -t 1 && echo is-a-tty; echo $TERM; stty size 2>&1 | grep -c .; tty",
         "tty: true\nstdin_open: true",
     );
     let id = host.run(&project, "app");
@@ -1198,6 +1198,8 @@ fn a_tty_container_gets_a_terminal() {
     assert_eq!(state.exit_code, Some(0), "{log}");
     // A terminal turns \n into \r\n.
     assert!(log.starts_with("is-a-tty\r\nxterm\r\n"), "{log:?}");
+    // Allocated in the container's own devpts: the program finds it by name.
+    assert!(log.ends_with("/dev/pts/0\r\n"), "{log:?}");
     host.finish();
 }
 
