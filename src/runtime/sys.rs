@@ -216,9 +216,11 @@ pub fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
-/// Takes ownership of descriptor `fd`, which a parent handed down at a fixed number (the
-/// init's sync and error pipes). The caller must know that `fd` is open and that nothing
-/// else in the process owns it; callers check it is open with `fcntl` first.
+/// Takes ownership of descriptor `fd`: one a parent handed down at a fixed number (the
+/// init's sync and error pipes; callers check it is open with `fcntl` first), or one a
+/// system call has just made for the caller (`F_DUPFD_CLOEXEC`, a descriptor received with
+/// `SCM_RIGHTS`). The caller must know that `fd` is open and that nothing else in the
+/// process owns it.
 pub fn take_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: per the contract above, `fd` is open and owned by no other object.
     unsafe { OwnedFd::from_raw_fd(fd) }
